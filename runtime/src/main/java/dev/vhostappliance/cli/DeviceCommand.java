@@ -1,0 +1,67 @@
+package dev.vhostappliance.cli;
+
+import dev.vhostappliance.device.VhostDeviceProvider;
+import dev.vhostappliance.device.VirtioDevice;
+import dev.vhostappliance.protocol.VhostUserBackend;
+import dev.vhostappliance.server.BackendServer;
+import dev.vhostappliance.server.ShutdownSignals;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+/**
+ * The options every vhost-user backend program has (QEMU's "Backend program conventions"), and the run:
+ * print capabilities, or create the device, open the socket, serve until SIGTERM. Device commands extend
+ * this with their own options and {@link #createDevice()}.
+ */
+public abstract class DeviceCommand implements Callable<Integer> {
+
+    @Spec
+    protected CommandSpec spec;
+
+    @Option(names = "--socket-path", paramLabel = "PATH",
+            description = "Listen on the vhost-user Unix socket PATH (a stale socket file is replaced).")
+    protected Path socketPath;
+
+    @Option(names = "--fd", paramLabel = "FDNUM",
+            description = "Use the inherited socket FDNUM, listening or connected (exit when a connected one closes).")
+    protected Integer fd;
+
+    @Option(names = "--print-capabilities",
+            description = "Print the backend capabilities as JSON and exit; other options are ignored.")
+    protected boolean printCapabilities;
+
+    @Option(names = {"-h", "--help"}, usageHelp = true, description = "Show this help and exit.")
+    protected boolean help;
+
+    /** The provider this command belongs to (type and capabilities). */
+    protected abstract VhostDeviceProvider provider();
+
+    /** Builds the device from this command's options; fails early with one clear sentence. */
+    protected abstract VirtioDevice createDevice() throws StartupException;
+
+    @Override
+    public Integer call() throws Exception {
+        if (printCapabilities) {
+            spec.commandLine().getOut().println(Capabilities.json(provider()));
+            spec.commandLine().getOut().flush();
+            return ExitCodes.OK;
+        }
+        if (socketPath != null && fd != null) {
+            throw new ParameterException(spec.commandLine(), "--socket-path and --fd are mutually exclusive");
+        }
+        if (socketPath == null && fd == null) {
+            throw new ParameterException(spec.commandLine(), "one of --socket-path=PATH or --fd=FDNUM is required");
+        }
+        VirtioDevice device = createDevice();
+        try (BackendServer server = socketPath != null ? BackendServer.listen(socketPath) : BackendServer.inherit(fd)) {
+            ShutdownSignals.onTerminate(server::stop);
+            VhostUserBackend backend = new VhostUserBackend(device);
+            server.serve(backend::serve);
+        }
+        return ExitCodes.OK;
+    }
+}

@@ -1,0 +1,63 @@
+package dev.vhostappliance.device;
+
+import dev.vhostappliance.virtqueue.Virtqueue;
+
+/**
+ * The device side of a vhost-user backend. Devices never see a protocol message: the core owns the socket,
+ * features negotiation, memory table and rings, and calls into this small, mostly defaulted interface.
+ * A device that needs nothing special implements the five abstract methods.
+ */
+public interface VirtioDevice {
+
+    /** virtio device id (virtio_ids.h): 2 block, 16 gpu, 18 input. */
+    int virtioId();
+
+    /**
+     * Device feature bits offered to the driver, including the transport/ring bits the device supports
+     * (VERSION_1, RING_INDIRECT_DESC, RING_EVENT_IDX). The core adds VHOST_USER_F_PROTOCOL_FEATURES.
+     */
+    long features();
+
+    /** Number of virtqueues (also GET_QUEUE_NUM). */
+    int numQueues();
+
+    /** Largest queue size this device accepts (a power of two, at most 32768). */
+    default int maxQueueSize() {
+        return 1024;
+    }
+
+    /** Serves the requests of one queue; called on that queue's worker thread when it was kicked. */
+    void handleQueue(int queueIndex, Virtqueue queue);
+
+    /** Protocol features this device needs on top of the core's (e.g. CONFIG for a config space). */
+    default long protocolFeatures() {
+        return 0;
+    }
+
+    /** The config space: a copy of at most {@code size} bytes from {@code offset}, or null if out of range. */
+    default byte[] readConfig(int offset, int size) {
+        return null;
+    }
+
+    /** A driver write to the config space; return false to refuse it. */
+    default boolean writeConfig(int offset, byte[] data) {
+        return false;
+    }
+
+    /** The features the driver acknowledged (SET_FEATURES). */
+    default void featuresAcked(long features) {
+    }
+
+    /** All queues stopped and the device is back to its initial state (RESET_OWNER / RESET_DEVICE / disconnect). */
+    default void reset() {
+    }
+
+    /** Backend-to-frontend channel for config-change notifications etc.; null when not negotiated. */
+    default void setFrontendChannel(FrontendChannel channel) {
+    }
+
+    /** VHOST_USER_GPU_SET_SOCKET: the device takes ownership of fd. Return false if it has no use for one. */
+    default boolean setGpuSocket(int fd) {
+        return false;
+    }
+}

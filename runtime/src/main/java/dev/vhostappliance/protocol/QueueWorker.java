@@ -1,0 +1,151 @@
+package dev.vhostappliance.protocol;
+
+import dev.vhostappliance.device.VirtioDevice;
+import dev.vhostappliance.libc.Errno;
+import dev.vhostappliance.libc.LibC;
+import dev.vhostappliance.libc.NativeCallException;
+import dev.vhostappliance.server.Poll;
+import dev.vhostappliance.server.Wakeup;
+import dev.vhostappliance.virtqueue.SplitVirtqueue;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.locks.ReentrantLock;
+import org.jboss.logging.Logger;
+
+/**
+ * The thread that serves one started virtqueue: waits for a kick (or a control wake-up), then lets the
+ * device handle the queue. The protocol thread never waits on device I/O; it only pauses a worker
+ * ({@link #pause()}, which waits for the current batch to end) to change what the worker uses (memory
+ * table, call fd), and stops it for GET_VRING_BASE, reset and disconnect.
+ */
+final class QueueWorker implements Runnable {
+    private static final Logger LOG = Logger.getLogger(QueueWorker.class);
+    /** With no kick fd (the NOFD flag), the queue is polled at this interval. */
+    private static final int NOFD_POLL_MILLIS = 1;
+
+    private final VirtioDevice device;
+    private final int index;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Wakeup control;
+    private final Thread thread;
+    private final SplitVirtqueue queue;
+    private volatile int kickFd;
+    private volatile boolean enabled;
+    private volatile boolean stopping;
+
+    QueueWorker(VirtioDevice device, int index, SplitVirtqueue queue, int kickFd, boolean enabled)
+            throws NativeCallException {
+        this.device = device;
+        this.index = index;
+        this.queue = queue;
+        this.kickFd = kickFd;
+        this.enabled = enabled;
+        this.control = new Wakeup();
+        this.thread = Thread.ofPlatform().name("vq-" + index).daemon(true).unstarted(this);
+    }
+
+    void start() {
+        thread.start();
+    }
+
+    SplitVirtqueue queue() {
+        return queue;
+    }
+
+    /** Waits until the worker is between batches and keeps it there until {@link #resume()}. */
+    void pause() {
+        SplitVirtqueue q = queue;
+        q.requestYield(true); // a guest that keeps the queue busy must not keep us waiting
+        lock.lock();
+        q.requestYield(false);
+    }
+
+    /** Lets the worker run again and makes it look at the queue once (buffers may have come meanwhile). */
+    void resume() {
+        lock.unlock();
+        poke();
+    }
+
+    void setEnabled(boolean on) {
+        enabled = on;
+        poke();
+    }
+
+    private void poke() {
+        // A control wake-up makes the worker run the queue: nothing is missed across pause/enable.
+        if (!stopping) {
+            control.poke();
+        }
+    }
+
+    /** Stops the thread and waits for it; the kick fd is the caller's to close. */
+    void stop() {
+        stopping = true;
+        control.signal();
+        try {
+            thread.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        control.close();
+    }
+
+    @Override
+    public void run() {
+        Poll poll = new Poll(2);
+        MemorySegment drain = Arena.ofAuto().allocate(8, 8);
+        boolean pending = true; // look once at start: buffers may be there already (reconnect, late enable)
+        try {
+            while (!stopping) {
+                if (pending) {
+                    runQueue();
+                    pending = false;
+                }
+                int kfd = kickFd;
+                poll.clear();
+                int kickSlot = kfd >= 0 ? poll.add(kfd) : -1;
+                int controlSlot = poll.add(control.fd());
+                int ready = poll.await(kfd >= 0 ? -1 : NOFD_POLL_MILLIS);
+                if (stopping) {
+                    break;
+                }
+                if (kfd < 0) {
+                    pending = true;
+                }
+                if (ready > 0 && poll.ready(controlSlot)) {
+                    control.drain(drain);
+                    pending = true;
+                }
+                if (kickSlot >= 0 && poll.ready(kickSlot)) {
+                    long n = LibC.rawRead(kfd, drain, 8);
+                    if (n == 0 || (n < 0 && -n != Errno.EAGAIN && -n != Errno.EINTR)) {
+                        // Not an eventfd we can use (closed, a file at EOF...): stop watching it, poll instead.
+                        LOG.warnf("vq %d: kick fd %d unusable (%s); polling the queue instead", index, kfd,
+                                n == 0 ? "end of file" : Errno.describe((int) -n));
+                        kickFd = -1;
+                    }
+                    pending = true;
+                }
+            }
+        } catch (Throwable t) {
+            LOG.errorf(t, "vq %d worker failed", index);
+        }
+    }
+
+    private void runQueue() {
+        if (!enabled) {
+            return;
+        }
+        lock.lock();
+        try {
+            SplitVirtqueue q = queue;
+            if (enabled && !q.isBroken()) {
+                device.handleQueue(index, q);
+            }
+        } catch (RuntimeException e) {
+            LOG.errorf(e, "vq %d: device failed handling the queue", index);
+        } finally {
+            lock.unlock();
+        }
+    }
+}

@@ -1,0 +1,157 @@
+package dev.vhostappliance.server;
+
+import dev.vhostappliance.cli.StartupException;
+import dev.vhostappliance.libc.Errno;
+import dev.vhostappliance.libc.LibC;
+import dev.vhostappliance.libc.NativeCallException;
+import dev.vhostappliance.libc.UnixSockets;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import org.jboss.logging.Logger;
+
+/**
+ * The backend's end of the vhost-user socket, in the three shapes QEMU's backends accept:
+ * <ul>
+ * <li>{@code --socket-path}: listen on a path (a stale socket file nobody listens on is replaced; a live one
+ * is an error); one frontend at a time, the next is accepted after a disconnect;</li>
+ * <li>{@code --fd} naming a listening socket: the same without owning a path;</li>
+ * <li>{@code --fd} naming a connected socket (libvirt's socketpair): serve it, and end when it closes.</li>
+ * </ul>
+ */
+public final class BackendServer implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(BackendServer.class);
+
+    private final int fd;
+    private final boolean listening;
+    private final Path ownedPath;
+    private final Wakeup stop;
+
+    private BackendServer(int fd, boolean listening, Path ownedPath) throws NativeCallException {
+        this.fd = fd;
+        this.listening = listening;
+        this.ownedPath = ownedPath;
+        this.stop = new Wakeup();
+    }
+
+    /** Listens on path, replacing a stale socket file; fails if another process listens there. */
+    public static BackendServer listen(Path path) throws StartupException {
+        String p = path.toString();
+        try {
+            BasicFileAttributes attrs = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+            if (!attrs.isOther()) {
+                throw new StartupException("socket path " + p + " exists and is not a socket");
+            }
+            int probe = UnixSockets.connect(p);
+            if (probe >= 0) {
+                LibC.close(probe);
+                throw new StartupException("socket path " + p + " is in use by a running backend");
+            }
+            if (-probe != Errno.ECONNREFUSED) {
+                throw new StartupException("socket path " + p + " exists and cannot be checked: " + Errno.describe(-probe));
+            }
+            LOG.infof("replacing stale socket %s", p);
+            LibC.unlink(p);
+        } catch (java.nio.file.NoSuchFileException e) {
+            // the normal case
+        } catch (IOException e) {
+            throw new StartupException("cannot check socket path " + p + ": " + e.getMessage(), e);
+        }
+        Path parent = path.toAbsolutePath().getParent();
+        if (parent != null && !Files.isDirectory(parent)) {
+            throw new StartupException("directory of socket path " + p + " does not exist");
+        }
+        try {
+            int fd = UnixSockets.listen(p, 1);
+            return new BackendServer(fd, true, path);
+        } catch (NativeCallException e) {
+            throw new StartupException("cannot listen on " + p + ": " + e.getMessage(), e);
+        } catch (IllegalArgumentException e) {
+            throw new StartupException(e.getMessage(), e);
+        }
+    }
+
+    /** Takes over an inherited socket: listening or already connected. */
+    public static BackendServer inherit(int fd) throws StartupException {
+        if (fd < 0) {
+            throw new StartupException("--fd must be a non-negative file descriptor number, is " + fd);
+        }
+        try {
+            boolean listening = UnixSockets.isListening(fd);
+            LibC.fcntl(fd, LibC.F_SETFD, LibC.FD_CLOEXEC);
+            return new BackendServer(fd, listening, null);
+        } catch (NativeCallException e) {
+            throw new StartupException("--fd=" + fd + " is not a usable stream socket: " + e.getMessage(), e);
+        }
+    }
+
+    public boolean isListening() {
+        return listening;
+    }
+
+    /** Asks {@link #serve} to return; safe from any thread. */
+    public void stop() {
+        stop.signal();
+    }
+
+    public Wakeup stopSignal() {
+        return stop;
+    }
+
+    /**
+     * Serves frontends until {@link #stop()}; with an inherited connected socket, until it disconnects.
+     * A failing connection is logged and, when listening, the next frontend is accepted.
+     */
+    public void serve(ConnectionHandler handler) throws NativeCallException {
+        if (!listening) {
+            serveOne(handler, fd);
+            return;
+        }
+        Poll poll = new Poll(2);
+        while (!stop.isSignalled()) {
+            poll.clear();
+            int listenSlot = poll.add(fd);
+            poll.add(stop.fd());
+            poll.await(-1);
+            if (stop.isSignalled()) {
+                break;
+            }
+            if (!poll.ready(listenSlot)) {
+                continue;
+            }
+            int conn = LibC.rawAccept4(fd, LibC.SOCK_CLOEXEC);
+            if (conn < 0) {
+                if (-conn == Errno.EAGAIN || -conn == Errno.EINTR || -conn == Errno.ECONNRESET) {
+                    continue;
+                }
+                throw new NativeCallException("accept4", -conn);
+            }
+            LOG.debugf("frontend connected (fd %d)", conn);
+            try {
+                serveOne(handler, conn);
+            } finally {
+                LibC.close(conn);
+            }
+            LOG.debugf("frontend disconnected (fd %d)", conn);
+        }
+    }
+
+    private void serveOne(ConnectionHandler handler, int conn) {
+        try {
+            handler.serve(conn, stop);
+        } catch (Exception e) {
+            LOG.warnf("frontend connection ended: %s", e.toString());
+        }
+    }
+
+    @Override
+    public void close() {
+        LibC.close(fd);
+        if (ownedPath != null) {
+            LibC.unlink(ownedPath.toString());
+        }
+        stop.close();
+    }
+}

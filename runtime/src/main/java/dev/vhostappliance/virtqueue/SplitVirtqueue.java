@@ -1,0 +1,377 @@
+package dev.vhostappliance.virtqueue;
+
+import static dev.vhostappliance.virtqueue.VirtioRing.DESC_F_INDIRECT;
+import static dev.vhostappliance.virtqueue.VirtioRing.DESC_F_NEXT;
+import static dev.vhostappliance.virtqueue.VirtioRing.DESC_F_WRITE;
+
+import dev.vhostappliance.libc.LibC;
+import dev.vhostappliance.memory.GuestMemory;
+import dev.vhostappliance.memory.MemoryRegion;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+import org.jboss.logging.Logger;
+
+/**
+ * A split virtqueue living in guest memory: descriptor table, avail ring, used ring. The device side of
+ * virtio 1.x section 2.7, hardened: every guest value is read once, every index and address is checked,
+ * chains are bounded (direct part by the queue size, an indirect table by its own length and
+ * {@link VirtioRing#MAX_INDIRECT}), and a malformed ring breaks this queue only.
+ *
+ * <p>Memory ordering follows libvhost-user: avail->idx is read with acquire before the ring and
+ * descriptors; used entries are written before used->idx is published with release; and a full fence
+ * separates publishing used->idx (or avail_event) from reading used_event / avail->flags (or re-reading
+ * avail->idx), without which notifications are lost and guests hang.
+ *
+ * <p>Single consumer: pop, push and notify run on the queue's worker thread.
+ */
+public final class SplitVirtqueue implements Virtqueue {
+    private static final Logger LOG = Logger.getLogger(SplitVirtqueue.class);
+
+    private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** Aligned 16-bit index fields, for acquire/release access (ring alignment is checked at set-up). */
+    private static final VarHandle IDX = ValueLayout.JAVA_SHORT.withOrder(ByteOrder.LITTLE_ENDIAN).varHandle();
+
+    /** Chain buffers beyond what a queue needs; region splits of one descriptor count here. */
+    private static final int SPLIT_SLACK = 64;
+    /** The used ring's len field is 32 bits: a chain may not describe more than that. */
+    private static final long MAX_CHAIN_BYTES = 0xFFFF_FFFFL;
+    /** Largest single buffer entry; longer descriptors are split into several entries. */
+    private static final long MAX_ENTRY = 1L << 30;
+
+    private final int index;
+    private final int size;
+    private final int mask;
+    private MemorySegment desc;
+    private MemorySegment avail;
+    private MemorySegment used;
+    private GuestMemory memory;
+    private final boolean eventIdx;
+    private final boolean indirectAllowed;
+    private final boolean notifyOnEmpty;
+    private int callFd;
+    private int errFd;
+    private final MemorySegment one = Arena.ofAuto().allocate(8, 8);
+    private final InflightRegion inflight;
+
+    private int lastAvail;
+    private int usedIdx;
+    private int signalledUsed;
+    private boolean signalledUsedValid;
+    private int inUse;
+    private volatile boolean broken;
+    private volatile boolean yieldRequested;
+    private String brokenReason;
+    /** Heads to resubmit first after a reconnect (from the inflight log), in submission order. */
+    private int[] resubmit = new int[0];
+    private int resubmitPos;
+
+    /**
+     * @param rings the translated rings: desc, avail, used (bounds and alignment already checked)
+     * @param lastAvail SET_VRING_BASE
+     */
+    public SplitVirtqueue(int index, int size, MemorySegment descTable, MemorySegment availRing, MemorySegment usedRing,
+            GuestMemory memory, int lastAvail, boolean eventIdx, boolean indirectAllowed, boolean notifyOnEmpty,
+            int callFd, int errFd, InflightRegion inflight) {
+        this.index = index;
+        this.size = size;
+        this.mask = size - 1;
+        this.desc = descTable;
+        this.avail = availRing;
+        this.used = usedRing;
+        this.memory = memory;
+        this.lastAvail = lastAvail & 0xffff;
+        this.eventIdx = eventIdx;
+        this.indirectAllowed = indirectAllowed;
+        this.notifyOnEmpty = notifyOnEmpty;
+        this.callFd = callFd;
+        this.errFd = errFd;
+        this.inflight = inflight;
+        this.usedIdx = readUsedIdx();
+        one.set(ValueLayout.JAVA_LONG, 0, 1L);
+        if (inflight != null) {
+            resubmit = inflight.recover(this.usedIdx);
+            inUse = resubmit.length;
+            // What was popped but not completed sits between used->idx and last_avail: resubmitted from the log.
+            this.lastAvail = (this.usedIdx + resubmit.length) & 0xffff;
+        }
+    }
+
+    /**
+     * A new memory table: the same rings at their new mappings. Called by the protocol thread while the
+     * worker is paused (the worker's lock orders these writes before its next pop).
+     */
+    public void remap(GuestMemory newMemory, MemorySegment descTable, MemorySegment availRing, MemorySegment usedRing) {
+        this.memory = newMemory;
+        this.desc = descTable;
+        this.avail = availRing;
+        this.used = usedRing;
+    }
+
+    /** A new call fd (SET_VRING_CALL while running); -1 for none. Under pause, as {@link #remap}. */
+    public void setCallFd(int fd) {
+        this.callFd = fd;
+    }
+
+    /** A new error fd (SET_VRING_ERR while running). Under pause, as {@link #remap}. */
+    public void setErrFd(int fd) {
+        this.errFd = fd;
+    }
+
+    /** Breaks the queue from outside (its ring vanished from guest memory). */
+    public void markBroken(String reason) {
+        failed(reason);
+    }
+
+    public int index() {
+        return index;
+    }
+
+    @Override
+    public int size() {
+        return size;
+    }
+
+    /** Makes {@link #pop} report EMPTY so the device ends its batch (set by the protocol thread). */
+    public void requestYield(boolean on) {
+        yieldRequested = on;
+    }
+
+    public boolean isBroken() {
+        return broken;
+    }
+
+    public String brokenReason() {
+        return brokenReason;
+    }
+
+    /** SET_VRING_BASE / GET_VRING_BASE value: the next avail index this backend will read. */
+    public int lastAvailIndex() {
+        return lastAvail;
+    }
+
+    public int inFlight() {
+        return inUse;
+    }
+
+    @Override
+    public DescriptorChain newChain() {
+        return new DescriptorChain(size + VirtioRing.MAX_INDIRECT + SPLIT_SLACK);
+    }
+
+    private int readUsedIdx() {
+        return ((short) IDX.getAcquire(used, 2L)) & 0xffff;
+    }
+
+    private int readAvailIdx() {
+        return ((short) IDX.getAcquire(avail, 2L)) & 0xffff;
+    }
+
+    @Override
+    public int pop(DescriptorChain chain) {
+        if (broken) {
+            return BROKEN;
+        }
+        if (yieldRequested) {
+            return EMPTY; // the protocol thread is waiting to pause this queue; the worker comes back
+        }
+        if (resubmitPos < resubmit.length) {
+            int head = resubmit[resubmitPos++];
+            return walk(head, chain) ? POPPED : BROKEN;
+        }
+        int availIdx = readAvailIdx();
+        int pending = (availIdx - lastAvail) & 0xffff;
+        if (pending == 0) {
+            if (!eventIdx) {
+                return EMPTY;
+            }
+            // Tell the driver where we stopped, then look once more: a buffer added between our read and
+            // its read of avail_event would otherwise never be kicked.
+            used.set(U16, 4L + 8L * size, (short) lastAvail);
+            VarHandle.fullFence();
+            availIdx = readAvailIdx();
+            pending = (availIdx - lastAvail) & 0xffff;
+            if (pending == 0) {
+                return EMPTY;
+            }
+        }
+        if (pending > size) {
+            return fail("avail index " + availIdx + " is " + pending + " ahead of " + lastAvail + " (queue size " + size + ")");
+        }
+        int head = avail.get(U16, 4L + 2L * (lastAvail & mask)) & 0xffff;
+        if (head >= size) {
+            return fail("avail ring head " + head + " out of range (queue size " + size + ")");
+        }
+        lastAvail = (lastAvail + 1) & 0xffff;
+        if (eventIdx) {
+            used.set(U16, 4L + 8L * size, (short) lastAvail);
+        }
+        if (!walk(head, chain)) {
+            return BROKEN;
+        }
+        inUse++;
+        if (inflight != null) {
+            inflight.markInflight(head);
+        }
+        return POPPED;
+    }
+
+    /** Walks the chain at head into chain; false (queue broken) if it is malformed. */
+    private boolean walk(int head, DescriptorChain chain) {
+        chain.reset(head);
+        MemorySegment table = desc;
+        int tableLen = size;
+        int budget = size;
+        boolean indirect = false;
+        int i = head;
+        long total = 0;
+        while (true) {
+            if (budget-- == 0) {
+                return failed(indirect ? "indirect descriptor chain loops or exceeds its table"
+                        : "descriptor chain loops or is longer than the queue");
+            }
+            long off = (long) i * VirtioRing.DESC_SIZE;
+            long addr = table.get(U64, off);
+            long len = Integer.toUnsignedLong(table.get(U32, off + 8));
+            int flags = table.get(U16, off + 12) & 0xffff;
+            int next = table.get(U16, off + 14) & 0xffff;
+            if ((flags & DESC_F_INDIRECT) != 0) {
+                if (indirect) {
+                    return failed("indirect descriptor inside an indirect table");
+                }
+                if (!indirectAllowed) {
+                    return failed("indirect descriptor without VIRTIO_F_RING_INDIRECT_DESC");
+                }
+                if (i != head || chain.count() != 0) {
+                    return failed("indirect descriptor not at the head of the chain");
+                }
+                if ((flags & DESC_F_NEXT) != 0) {
+                    return failed("descriptor has both INDIRECT and NEXT");
+                }
+                if (len == 0 || len % VirtioRing.DESC_SIZE != 0) {
+                    return failed("indirect table length " + len + " is not a non-zero multiple of 16");
+                }
+                long n = len / VirtioRing.DESC_SIZE;
+                if (n > VirtioRing.MAX_INDIRECT) {
+                    return failed("indirect table of " + n + " descriptors exceeds " + VirtioRing.MAX_INDIRECT);
+                }
+                MemorySegment t = memory.sliceGuest(addr, len);
+                if (t == null) {
+                    return failed(String.format("indirect table 0x%x+%d outside guest memory", addr, len));
+                }
+                table = t;
+                tableLen = (int) n;
+                budget = tableLen;
+                indirect = true;
+                i = 0;
+                continue;
+            }
+            boolean writable = (flags & DESC_F_WRITE) != 0;
+            if (!writable && chain.count() > chain.readableCount()) {
+                return failed("device-readable descriptor after a device-writable one");
+            }
+            total += len;
+            if (total > MAX_CHAIN_BYTES) {
+                return failed("descriptor chain describes more than 4 GiB");
+            }
+            if (len > 0 && !map(chain, addr, len, writable)) {
+                return false;
+            }
+            if ((flags & DESC_F_NEXT) == 0) {
+                return true;
+            }
+            if (next >= tableLen) {
+                return failed("next descriptor " + next + " out of range " + tableLen);
+            }
+            i = next;
+        }
+    }
+
+    /** Adds guest buffer [addr, addr+len) to the chain, split at region boundaries; false if not all in memory. */
+    private boolean map(DescriptorChain chain, long addr, long len, boolean writable) {
+        while (len > 0) {
+            int r = memory.findGuest(addr);
+            if (r < 0) {
+                return failed(String.format("buffer at guest address 0x%x is outside guest memory", addr));
+            }
+            MemoryRegion region = memory.region(r);
+            long off = addr - region.guestAddress();
+            long chunk = Math.min(Math.min(len, region.size() - off), MAX_ENTRY);
+            if (!chain.add(region.segment(), off, (int) chunk, writable)) {
+                return failed("request has more buffers than " + chain.capacity());
+            }
+            addr += chunk;
+            len -= chunk;
+        }
+        return true;
+    }
+
+    @Override
+    public void push(int head, int writtenBytes) {
+        if (broken) {
+            return;
+        }
+        int slot = usedIdx & mask;
+        long off = 4L + 8L * slot;
+        used.set(U32, off, head);
+        used.set(U32, off + 4, writtenBytes);
+        if (inflight != null) {
+            inflight.beginComplete(head);
+        }
+        usedIdx = (usedIdx + 1) & 0xffff;
+        IDX.setRelease(used, 2L, (short) usedIdx);
+        if (inflight != null) {
+            inflight.endComplete(head, usedIdx);
+        }
+        inUse--;
+    }
+
+    @Override
+    public void notifyDriver() {
+        if (broken || callFd < 0) {
+            return;
+        }
+        if (needsNotification()) {
+            LibC.rawWrite(callFd, one, 8);
+        }
+    }
+
+    private boolean needsNotification() {
+        // Publish the used entries before reading used_event / avail->flags (libvhost-user's smp_mb).
+        VarHandle.fullFence();
+        if (notifyOnEmpty && inUse == 0 && readAvailIdx() == lastAvail) {
+            return true;
+        }
+        if (!eventIdx) {
+            return (avail.get(U16, 0L) & VirtioRing.AVAIL_F_NO_INTERRUPT) == 0;
+        }
+        boolean valid = signalledUsedValid;
+        int old = signalledUsed;
+        int now = usedIdx;
+        signalledUsedValid = true;
+        signalledUsed = now;
+        int usedEvent = avail.get(U16, 4L + 2L * size) & 0xffff;
+        return !valid || ((now - usedEvent - 1) & 0xffff) < ((now - old) & 0xffff);
+    }
+
+    private int fail(String reason) {
+        failed(reason);
+        return BROKEN;
+    }
+
+    private boolean failed(String reason) {
+        if (!broken) {
+            brokenReason = reason;
+            broken = true;
+            LOG.warnf("virtqueue %d broken: %s", index, reason);
+            if (errFd >= 0) {
+                LibC.rawWrite(errFd, one, 8);
+            }
+        }
+        return false;
+    }
+}

@@ -1,0 +1,27 @@
+package dev.vhostappliance.virtqueue;
+
+/**
+ * What a device sees of a virtqueue: take requests, return them. Called on the queue's worker thread.
+ * {@link #pop} never throws on guest input: a malformed ring makes it return {@link #BROKEN}, after which
+ * the queue stays broken (the frontend is told through the vring error fd) until it is reset.
+ */
+public interface Virtqueue {
+    int POPPED = 1;
+    int EMPTY = 0;
+    int BROKEN = -1;
+
+    /** Fills {@code chain} with the next available request; {@link #POPPED}, {@link #EMPTY} or {@link #BROKEN}. */
+    int pop(DescriptorChain chain);
+
+    /** Returns request {@code head} to the driver with {@code writtenBytes} written into its writable buffers. */
+    void push(int head, int writtenBytes);
+
+    /** Interrupts the driver if it asked for it (EVENT_IDX / NO_INTERRUPT rules); call after a batch of pushes. */
+    void notifyDriver();
+
+    /** Queue size (number of descriptors). */
+    int size();
+
+    /** A chain sized for this queue's worst case, for the device to reuse. */
+    DescriptorChain newChain();
+}
