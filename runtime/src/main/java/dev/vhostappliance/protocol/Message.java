@@ -95,6 +95,32 @@ public final class Message {
         return buffer.asSlice(HEADER_SIZE, size());
     }
 
+    /** Sets the header for a message to send (test frontends and the backend request channel). */
+    public void setHeader(int request, int flags, int payloadSize) {
+        buffer.set(U32, 0, request);
+        buffer.set(U32, 4, flags);
+        buffer.set(U32, 8, payloadSize);
+    }
+
+    public void setU32(long offset, int value) {
+        putU32(offset, value);
+    }
+
+    public void setU64(long offset, long value) {
+        putU64(offset, value);
+    }
+
+    public void setBytes(long offset, byte[] data) {
+        MemorySegment.copy(data, 0, buffer, ValueLayout.JAVA_BYTE, HEADER_SIZE + offset, data.length);
+    }
+
+    public byte[] bytes(long offset, int length) {
+        check(offset, length);
+        byte[] out = new byte[length];
+        MemorySegment.copy(buffer, ValueLayout.JAVA_BYTE, HEADER_SIZE + offset, out, 0, length);
+        return out;
+    }
+
     // Reply construction: request kept, flags = version | reply, payload written by the caller.
 
     void beginReply(int payloadSize) {

@@ -28,6 +28,8 @@ public final class BackendServer implements AutoCloseable {
     private final boolean listening;
     private final Path ownedPath;
     private final Wakeup stop;
+    /** The connection being served, so stop() can unblock a protocol thread stuck in a read. */
+    private volatile int current = -1;
 
     private BackendServer(int fd, boolean listening, Path ownedPath) throws NativeCallException {
         this.fd = fd;
@@ -94,6 +96,10 @@ public final class BackendServer implements AutoCloseable {
     /** Asks {@link #serve} to return; safe from any thread. */
     public void stop() {
         stop.signal();
+        int conn = current;
+        if (conn >= 0) {
+            LibC.shutdownQuietly(conn);
+        }
     }
 
     public Wakeup stopSignal() {
@@ -139,10 +145,13 @@ public final class BackendServer implements AutoCloseable {
     }
 
     private void serveOne(ConnectionHandler handler, int conn) {
+        current = conn;
         try {
             handler.serve(conn, stop);
         } catch (Exception e) {
             LOG.warnf("frontend connection ended: %s", e.toString());
+        } finally {
+            current = -1;
         }
     }
 

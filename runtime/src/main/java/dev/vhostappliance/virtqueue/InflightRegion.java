@@ -57,7 +57,7 @@ public final class InflightRegion {
 
     /**
      * Brings the log in line with the ring after a (re)start and returns the heads still in flight, oldest
-     * first. A fresh (version 0) region is initialised. Entries claiming impossible heads are ignored.
+     * first; null for a fresh (version 0) region, which is initialised and leaves SET_VRING_BASE in charge.
      */
     int[] recover(int ringUsedIdx) {
         int version = region.get(U16, 8) & 0xffff;
@@ -68,7 +68,7 @@ public final class InflightRegion {
             region.set(U16, 10, (short) size);
             region.set(U16, 14, (short) ringUsedIdx);
             counter = 0;
-            return new int[0];
+            return null;
         }
         int logUsed = region.get(U16, 14) & 0xffff;
         if (logUsed != ringUsedIdx) {

@@ -93,11 +93,13 @@ public final class SplitVirtqueue implements Virtqueue {
         this.inflight = inflight;
         this.usedIdx = readUsedIdx();
         one.set(ValueLayout.JAVA_LONG, 0, 1L);
-        if (inflight != null) {
-            resubmit = inflight.recover(this.usedIdx);
-            inUse = resubmit.length;
-            // What was popped but not completed sits between used->idx and last_avail: resubmitted from the log.
-            this.lastAvail = (this.usedIdx + resubmit.length) & 0xffff;
+        int[] recovered = inflight != null ? inflight.recover(this.usedIdx) : null;
+        if (recovered != null) {
+            // A restart: what was popped but not completed is resubmitted from the log first, and the avail
+            // ring resumes after it (used->idx + in flight), whatever base the frontend guessed.
+            resubmit = recovered;
+            inUse = recovered.length;
+            this.lastAvail = (this.usedIdx + recovered.length) & 0xffff;
         }
     }
 
