@@ -151,6 +151,36 @@ public final class DriverQueue {
         LibC.rawWrite(kickFd, scratch, 8);
     }
 
+    /**
+     * Kicks the way Linux's virtio driver does after publishing from oldAvail to avail->idx: with EVENT_IDX
+     * only if the device's avail_event asks for it, otherwise unless the device set USED_F_NO_NOTIFY.
+     * Returns whether it kicked.
+     */
+    public boolean kickIfNeeded(int oldAvail, boolean eventIdx) {
+        VarHandle.fullFence();
+        boolean need;
+        if (eventIdx) {
+            int event = availEvent();
+            need = ((availIdx - event - 1) & 0xffff) < ((availIdx - oldAvail) & 0xffff);
+        } else {
+            need = (used.get(U16, 0) & 1) == 0;
+        }
+        if (need) {
+            kick();
+        }
+        return need;
+    }
+
+    /** Blocks on the call eventfd for up to timeoutMillis; true if a call arrived (and consumes it). */
+    public boolean awaitCall(int timeoutMillis) throws Exception {
+        dev.vhostappliance.server.Poll poll = new dev.vhostappliance.server.Poll(1);
+        poll.add(callFd);
+        if (poll.await(timeoutMillis) == 0) {
+            return false;
+        }
+        return takeCall();
+    }
+
     /** Consumes a pending call; true if there was one. */
     public boolean takeCall() {
         return LibC.rawRead(callFd, scratch, 8) == 8;
