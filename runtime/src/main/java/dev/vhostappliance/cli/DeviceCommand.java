@@ -61,6 +61,8 @@ public abstract class DeviceCommand implements Callable<Integer> {
             ShutdownSignals.onTerminate(server::stop);
             VhostUserBackend backend = new VhostUserBackend(device);
             server.serve(backend::serve);
+        } finally {
+            device.close();
         }
         return ExitCodes.OK;
     }

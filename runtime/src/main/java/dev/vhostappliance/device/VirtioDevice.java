@@ -56,6 +56,10 @@ public interface VirtioDevice {
     default void setFrontendChannel(FrontendChannel channel) {
     }
 
+    /** The process is ending: release files, locks, memory. */
+    default void close() {
+    }
+
     /** VHOST_USER_GPU_SET_SOCKET: the device takes ownership of fd. Return false if it has no use for one. */
     default boolean setGpuSocket(int fd) {
         return false;

@@ -161,8 +161,8 @@ public final class SplitVirtqueue implements Virtqueue {
     }
 
     @Override
-    public DescriptorChain newChain() {
-        return new DescriptorChain(size + VirtioRing.MAX_INDIRECT + SPLIT_SLACK);
+    public int newChainCapacity() {
+        return size + VirtioRing.MAX_INDIRECT + SPLIT_SLACK;
     }
 
     private int readUsedIdx() {

@@ -23,5 +23,10 @@ public interface Virtqueue {
     int size();
 
     /** A chain sized for this queue's worst case, for the device to reuse. */
-    DescriptorChain newChain();
+    default DescriptorChain newChain() {
+        return new DescriptorChain(newChainCapacity());
+    }
+
+    /** The buffer capacity a chain needs for this queue's worst case. */
+    int newChainCapacity();
 }

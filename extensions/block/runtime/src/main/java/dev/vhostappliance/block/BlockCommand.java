@@ -36,8 +36,39 @@ public final class BlockCommand extends DeviceCommand {
         return new BlockDeviceProvider();
     }
 
+    /** Limits as qemu-storage-daemon applies them to vhost-user-blk exports. */
+    static final int MAX_QUEUES = 64;
+    static final int MIN_BLOCK_SIZE = 512;
+    static final int MAX_BLOCK_SIZE = 2 * 1024 * 1024;
+
     @Override
     protected VirtioDevice createDevice() throws StartupException {
-        throw new StartupException("the block device is not implemented yet");
+        if (blkFile == null) {
+            throw new StartupException("--blk-file=PATH is required");
+        }
+        if (numQueues < 1 || numQueues > MAX_QUEUES) {
+            throw new StartupException("--num-queues must be between 1 and " + MAX_QUEUES + ", is " + numQueues);
+        }
+        if (logicalBlockSize < MIN_BLOCK_SIZE || logicalBlockSize > MAX_BLOCK_SIZE
+                || Integer.bitCount(logicalBlockSize) != 1) {
+            throw new StartupException("--logical-block-size must be a power of two between 512 and 2097152, is "
+                    + logicalBlockSize);
+        }
+        if (serial != null && serial.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > VirtioBlk.ID_BYTES) {
+            throw new StartupException("--serial must be at most " + VirtioBlk.ID_BYTES + " bytes");
+        }
+        RawFile file = RawFile.open(blkFile, readOnly);
+        try {
+            if (file.size() < logicalBlockSize) {
+                throw new StartupException("image " + blkFile + " is smaller than one logical block");
+            }
+            return new VirtioBlkDevice(file, numQueues, logicalBlockSize, writethrough, serial);
+        } catch (dev.vhostappliance.libc.NativeCallException e) {
+            file.close();
+            throw new StartupException("cannot size image " + blkFile + ": " + e.getMessage());
+        } catch (StartupException e) {
+            file.close();
+            throw e;
+        }
     }
 }

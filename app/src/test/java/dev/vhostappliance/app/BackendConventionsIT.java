@@ -1,0 +1,232 @@
+package dev.vhostappliance.app;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** QEMU's "Backend program conventions" (vhost-user.rst), checked on the packaged binary. */
+class BackendConventionsIT {
+    private static final Map<String, List<String>> CAPABILITIES = Map.of(
+            "block", List.of("read-only", "blk-file"),
+            "input", List.of("evdev-path", "no-grab"),
+            "gpu", List.of());
+
+    @TempDir
+    Path dir;
+
+    private static void assertCapabilities(String type, String json) throws Exception {
+        JsonNode node = new ObjectMapper().readTree(json);
+        assertEquals(type, node.get("type").asText());
+        List<String> features = new ArrayList<>();
+        node.get("features").forEach(f -> features.add(f.asText()));
+        assertEquals(CAPABILITIES.get(type), features);
+        assertEquals(2, node.size(), "only type and features");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"block", "input", "gpu"})
+    void printCapabilitiesBySubcommandIgnoresOtherOptions(String type) throws Exception {
+        Appliance.Result r = Appliance.run(type, "--print-capabilities", "--socket-path=/nonexistent/x", "--bogus");
+        assertEquals(0, r.exit(), r.err());
+        assertCapabilities(type, r.out());
+        assertEquals("", r.err().strip());
+    }
+
+    @ParameterizedTest
+    @CsvSource({"vhost-user-blk,block", "vhost-user-input,input", "vhost-user-gpu,gpu"})
+    void printCapabilitiesByProgramName(String program, String type) throws Exception {
+        Appliance.Result r = Appliance.run(Appliance.command("/usr/libexec/" + program, "--print-capabilities"));
+        assertEquals(0, r.exit(), r.err());
+        assertCapabilities(type, r.out());
+    }
+
+    @Test
+    void helpListsTheDevices() throws Exception {
+        Appliance.Result r = Appliance.run("--help");
+        assertEquals(0, r.exit());
+        for (String type : CAPABILITIES.keySet()) {
+            assertTrue(r.out().contains("  " + type + " "), "--help lists " + type + ":\n" + r.out());
+        }
+    }
+
+    @Test
+    void socketPathAndFdTogetherIsAUsageError() throws Exception {
+        Appliance.Result r = Appliance.run("block", "--socket-path=" + dir.resolve("s"), "--fd=3", "--blk-file=/dev/null");
+        assertEquals(2, r.exit());
+        assertEquals(1, r.errLines().size(), r.err());
+        assertTrue(r.err().contains("mutually exclusive"), r.err());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"block", "input", "gpu"})
+    void missingSocketIsAUsageError(String type) throws Exception {
+        Appliance.Result r = Appliance.run(type);
+        assertEquals(2, r.exit());
+        assertEquals(1, r.errLines().size(), r.err());
+        assertTrue(r.err().contains("--socket-path"), r.err());
+    }
+
+    @Test
+    void unknownOptionIsAUsageError() throws Exception {
+        Appliance.Result r = Appliance.run("block", "--socket-path=" + dir.resolve("s"), "--frobnicate");
+        assertEquals(2, r.exit());
+        assertEquals(1, r.errLines().size(), r.err());
+        assertTrue(r.err().contains("--frobnicate"), r.err());
+    }
+
+    @Test
+    void noDeviceIsAUsageError() throws Exception {
+        Appliance.Result r = Appliance.run();
+        assertEquals(2, r.exit());
+        assertEquals(1, r.errLines().size(), r.err());
+    }
+
+    @Test
+    void startupFailureIsOneLineAndExitOne() throws Exception {
+        Appliance.Result r = Appliance.run("block", "--socket-path=" + dir.resolve("s"), "--blk-file=" + dir.resolve("missing.img"));
+        assertEquals(1, r.exit());
+        assertEquals(1, r.errLines().size(), r.err());
+        assertTrue(r.err().contains("missing.img"), r.err());
+        assertFalse(Files.exists(dir.resolve("s")), "no socket left behind");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"--virgl", "--render-node=/dev/dri/renderD128"})
+    void impossibleGpuFeatureFailsAtStartup(String option) throws Exception {
+        Appliance.Result r = Appliance.run("gpu", "--socket-path=" + dir.resolve("g"), option);
+        assertEquals(1, r.exit());
+        assertEquals(1, r.errLines().size(), r.err());
+    }
+
+    private Path image() throws Exception {
+        Path img = dir.resolve("disk.img");
+        try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(16 << 20);
+        }
+        return img;
+    }
+
+    @Test
+    void sigtermEndsAListeningApplianceWithStatusZeroAndRemovesTheSocket() throws Exception {
+        Path sock = dir.resolve("blk.sock");
+        Path err = dir.resolve("err");
+        Process p = Appliance.start(Appliance.command(null, "block", "--socket-path=" + sock, "--blk-file=" + image()), err);
+        assertTrue(Appliance.awaitFile(sock, 30_000), "socket created");
+        long t0 = System.nanoTime();
+        p.destroy(); // SIGTERM
+        assertTrue(p.waitFor(1, TimeUnit.SECONDS), "ended within 1 s of SIGTERM");
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertEquals(0, p.exitValue(), Files.readString(err));
+        assertFalse(Files.exists(sock), "socket file removed");
+        System.out.println("SIGTERM to exit: " + ms + " ms");
+    }
+
+    @Test
+    void staleSocketFromAKilledRunDoesNotPreventARestart() throws Exception {
+        Path sock = dir.resolve("blk.sock");
+        Path img = image();
+        Process first = Appliance.start(Appliance.command(null, "block", "--socket-path=" + sock, "--blk-file=" + img), dir.resolve("e1"));
+        assertTrue(Appliance.awaitFile(sock, 30_000));
+        first.destroyForcibly().waitFor(); // SIGKILL: the socket file stays behind
+        assertTrue(Files.exists(sock), "stale socket file left by SIGKILL");
+        Process second = Appliance.start(Appliance.command(null, "block", "--socket-path=" + sock, "--blk-file=" + img), dir.resolve("e2"));
+        try {
+            Thread.sleep(300);
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (second.isAlive() && !Files.readString(dir.resolve("e2")).contains("stale") && System.currentTimeMillis() < deadline) {
+                Thread.sleep(20);
+            }
+            assertTrue(second.isAlive(), "restart over the stale socket: " + Files.readString(dir.resolve("e2")));
+            // ...and a third instance on the now live socket is refused (image lock or live socket).
+            Appliance.Result third = Appliance.run("block", "--socket-path=" + sock, "--blk-file=" + image2());
+            assertEquals(1, third.exit());
+            assertTrue(third.err().contains("in use"), third.err());
+        } finally {
+            second.destroy();
+            second.waitFor(5, TimeUnit.SECONDS);
+        }
+    }
+
+    private Path image2() throws Exception {
+        Path img = dir.resolve("disk2.img");
+        try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(16 << 20);
+        }
+        return img;
+    }
+
+    /** python3 plays libvirt: it creates the socket and passes it as an inherited fd. */
+    private static String python() {
+        for (String p : new String[] {"/usr/bin/python3", "/usr/local/bin/python3"}) {
+            if (Files.isExecutable(Path.of(p))) {
+                return p;
+            }
+        }
+        return "python3";
+    }
+
+    @Test
+    void inheritedListeningSocket() throws Exception {
+        Path sock = dir.resolve("l.sock");
+        String script = String.join("\n",
+                "import socket, subprocess, sys, struct, time",
+                "s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)",
+                "p = subprocess.Popen(sys.argv[2:] + ['--fd=%d' % s.fileno()], pass_fds=[s.fileno()])",
+                "s.close()",
+                "c = socket.socket(socket.AF_UNIX); c.settimeout(30)",
+                "for i in range(600):",
+                "    try:",
+                "        c.connect(sys.argv[1]); break",
+                "    except OSError: time.sleep(0.05)",
+                "c.sendall(struct.pack('<III', 1, 1, 0))",
+                "h = c.recv(12); r, f, n = struct.unpack('<III', h); v = c.recv(n)",
+                "print('reply', r, f, n)",
+                "c.close(); p.terminate(); print('exit', p.wait(timeout=10))");
+        List<String> cmd = new ArrayList<>(List.of(python(), "-c", script, sock.toString()));
+        cmd.addAll(Appliance.command(null, "block", "--blk-file=" + image()));
+        Appliance.Result r = Appliance.run(cmd);
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("reply 1 5 8"), "GET_FEATURES answered over the inherited socket: " + r.out() + r.err());
+        assertTrue(r.out().contains("exit 0"), r.out());
+    }
+
+    @Test
+    void inheritedConnectedSocketEndsTheProcessWhenTheFrontendCloses() throws Exception {
+        String script = String.join("\n",
+                "import socket, subprocess, sys, struct",
+                "a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)",
+                "p = subprocess.Popen(sys.argv[1:] + ['--fd=%d' % b.fileno()], pass_fds=[b.fileno()])",
+                "b.close(); a.settimeout(30)",
+                "a.sendall(struct.pack('<III', 1, 1, 0))",
+                "h = a.recv(12); r, f, n = struct.unpack('<III', h); v = a.recv(n)",
+                "print('reply', r, f, n)",
+                "a.close(); print('exit', p.wait(timeout=10))");
+        List<String> cmd = new ArrayList<>(List.of(python(), "-c", script));
+        cmd.addAll(Appliance.command(null, "block", "--blk-file=" + image()));
+        Appliance.Result r = Appliance.run(cmd);
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("reply 1 5 8"), r.out() + r.err());
+        assertTrue(r.out().contains("exit 0"), "exits 0 when its only frontend disconnects: " + r.out());
+    }
+
+    @Test
+    void fdThatIsNotASocketFailsAtStartup() throws Exception {
+        Appliance.Result r = Appliance.run("block", "--fd=0", "--blk-file=" + image());
+        assertEquals(1, r.exit());
+        assertEquals(1, r.errLines().size(), r.err());
+    }
+}

@@ -1,0 +1,229 @@
+package dev.vhostappliance.block;
+
+import static dev.vhostappliance.block.VirtioBlk.HEADER_BYTES;
+import static dev.vhostappliance.block.VirtioBlk.SECTOR;
+
+import dev.vhostappliance.libc.Errno;
+import dev.vhostappliance.libc.LibC;
+import dev.vhostappliance.virtqueue.DescriptorChain;
+import dev.vhostappliance.virtqueue.Virtqueue;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import org.jboss.logging.Logger;
+
+/**
+ * Serves the requests of one virtqueue: parses each chain (header, data, status byte, in any buffer
+ * layout), does the I/O straight between the image and guest memory with preadv/pwritev, writes the status
+ * byte. Everything it needs is allocated once, here: nothing per request.
+ */
+final class BlkQueueWorker {
+    private static final Logger LOG = Logger.getLogger(BlkQueueWorker.class);
+    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final int IOV_MAX = 1024;
+
+    private final VirtioBlkDevice device;
+    private final DescriptorChain chain;
+    private final Arena arena = Arena.ofAuto();
+    private final MemorySegment header = arena.allocate(HEADER_BYTES, 8);
+    private final MemorySegment iov;
+    private final int iovCapacity;
+    // Data part of the current request, as (buffer index, offset in it) bounds.
+    private int dataFirst;
+    private long dataFirstSkip;
+    private int dataEnd;
+    private long dataEndTrim;
+    private long dataBytes;
+
+    BlkQueueWorker(VirtioBlkDevice device, Virtqueue queue) {
+        this.device = device;
+        this.chain = queue.newChain();
+        this.iovCapacity = chain.capacity();
+        this.iov = arena.allocate(16L * iovCapacity, 8);
+    }
+
+    /** True if this worker's chain is too small for queue (the queue was restarted with a larger size). */
+    boolean tooSmallFor(Virtqueue queue) {
+        return chain.capacity() < queue.newChainCapacity();
+    }
+
+    void handle(Virtqueue queue) {
+        while (queue.pop(chain) == Virtqueue.POPPED) {
+            int written = process();
+            queue.push(chain.head(), written);
+        }
+        queue.notifyDriver();
+    }
+
+    /** Handles the request in {@link #chain}; returns the bytes written into its writable buffers. */
+    private int process() {
+        if (chain.readableBytes() < HEADER_BYTES || chain.writableBytes() < 1) {
+            // No place for a status byte, or no header: nothing can be answered in band.
+            LOG.debugf("malformed request: %d readable, %d writable bytes", chain.readableBytes(), chain.writableBytes());
+            return 0;
+        }
+        gather(header, HEADER_BYTES);
+        int type = header.get(U32, 0);
+        long sector = header.get(U64, 8);
+        byte status;
+        int written = 1;
+        switch (type) {
+            case VirtioBlk.T_IN -> {
+                // data: every writable byte but the last (the status)
+                setData(chain.readableCount(), 0, true);
+                status = rw(false, sector);
+                if (status == VirtioBlk.S_OK) {
+                    written += (int) dataBytes;
+                }
+            }
+            case VirtioBlk.T_OUT -> {
+                setData(0, HEADER_BYTES, false);
+                status = device.readOnly() ? VirtioBlk.S_IOERR : rw(true, sector);
+            }
+            case VirtioBlk.T_FLUSH -> status = device.flush() ? VirtioBlk.S_OK : VirtioBlk.S_IOERR;
+            case VirtioBlk.T_GET_ID -> {
+                written += writeId();
+                status = VirtioBlk.S_OK;
+            }
+            default -> status = VirtioBlk.S_UNSUPP;
+        }
+        writeStatus(status);
+        return written;
+    }
+
+    /** Copies the first n readable bytes (the header may span buffers) into dst. */
+    private void gather(MemorySegment dst, int n) {
+        int done = 0;
+        for (int i = 0; i < chain.readableCount() && done < n; i++) {
+            int len = Math.min(chain.length(i), n - done);
+            MemorySegment.copy(chain.region(i), chain.offset(i), dst, done, len);
+            done += len;
+        }
+    }
+
+    /** The status byte: the last byte of the last writable buffer. */
+    private void writeStatus(byte status) {
+        int last = chain.count() - 1;
+        chain.region(last).set(ValueLayout.JAVA_BYTE, chain.offset(last) + chain.length(last) - 1, status);
+    }
+
+    /** Describes the data buffers: readable after the header (OUT) or writable before the status (IN). */
+    private void setData(int first, long skip, boolean writable) {
+        if (!writable) {
+            // skip the header bytes across buffers
+            int i = 0;
+            long s = skip;
+            while (i < chain.readableCount() && s >= chain.length(i)) {
+                s -= chain.length(i);
+                i++;
+            }
+            dataFirst = i;
+            dataFirstSkip = s;
+            dataEnd = chain.readableCount();
+            dataEndTrim = 0;
+            dataBytes = chain.readableBytes() - HEADER_BYTES;
+        } else {
+            dataFirst = first;
+            dataFirstSkip = 0;
+            dataEnd = chain.count();
+            dataEndTrim = 1;
+            dataBytes = chain.writableBytes() - 1;
+        }
+    }
+
+    private byte rw(boolean write, long sector) {
+        long bytes = dataBytes;
+        int lbs = device.logicalBlockSize();
+        long capacityBytes = device.capacitySectors() * SECTOR;
+        if (bytes % lbs != 0 || Long.compareUnsigned(sector, capacityBytes / SECTOR) > 0
+                || (sector * SECTOR) % lbs != 0 || sector * SECTOR > capacityBytes - bytes) {
+            return VirtioBlk.S_IOERR;
+        }
+        long offset = sector * SECTOR;
+        int i = dataFirst;
+        long skip = dataFirstSkip;
+        while (bytes > 0) {
+            // Fill up to IOV_MAX iovecs from the data buffers, then one syscall (looping on short transfers).
+            int n = 0;
+            long batch = 0;
+            while (i < dataEnd && n < IOV_MAX && batch < bytes) {
+                long len = chain.length(i) - skip - (i == dataEnd - 1 ? dataEndTrim : 0);
+                if (len > 0) {
+                    iov.set(ValueLayout.JAVA_LONG, 16L * n, chain.address(i) + skip);
+                    iov.set(ValueLayout.JAVA_LONG, 16L * n + 8, len);
+                    n++;
+                    batch += len;
+                }
+                skip = 0;
+                i++;
+            }
+            long done = 0;
+            while (done < batch) {
+                long rc = write ? LibC.rawPwritev(device.fd(), iov, n, offset + done)
+                        : LibC.rawPreadv(device.fd(), iov, n, offset + done);
+                if (rc == -Errno.EINTR) {
+                    continue;
+                }
+                if (rc <= 0) {
+                    LOG.warnf("%s at %d: %s", write ? "pwritev" : "preadv", offset + done,
+                            rc == 0 ? "end of file" : Errno.describe((int) -rc));
+                    return VirtioBlk.S_IOERR;
+                }
+                done += rc;
+                if (done < batch) {
+                    advance(n, rc);
+                    n = compact(n);
+                }
+            }
+            offset += batch;
+            bytes -= batch;
+        }
+        if (write && device.writethrough() && !device.flush()) {
+            return VirtioBlk.S_IOERR;
+        }
+        return VirtioBlk.S_OK;
+    }
+
+    /** After a short transfer of rc bytes: advance the iovec array past what was done. */
+    private void advance(int n, long rc) {
+        long left = rc;
+        for (int k = 0; k < n && left > 0; k++) {
+            long len = iov.get(ValueLayout.JAVA_LONG, 16L * k + 8);
+            long step = Math.min(len, left);
+            iov.set(ValueLayout.JAVA_LONG, 16L * k, iov.get(ValueLayout.JAVA_LONG, 16L * k) + step);
+            iov.set(ValueLayout.JAVA_LONG, 16L * k + 8, len - step);
+            left -= step;
+        }
+    }
+
+    /** Drops leading empty iovecs; returns the new count. */
+    private int compact(int n) {
+        int first = 0;
+        while (first < n && iov.get(ValueLayout.JAVA_LONG, 16L * first + 8) == 0) {
+            first++;
+        }
+        if (first > 0) {
+            MemorySegment.copy(iov, 16L * first, iov, 0, 16L * (n - first));
+        }
+        return n - first;
+    }
+
+    /** GET_ID: the serial, zero-padded to 20 bytes, as far as the writable space (before status) allows. */
+    private int writeId() {
+        byte[] id = device.serial();
+        long room = chain.writableBytes() - 1;
+        int n = (int) Math.min(room, VirtioBlk.ID_BYTES);
+        int done = 0;
+        for (int i = chain.readableCount(); i < chain.count() && done < n; i++) {
+            int len = Math.min(chain.length(i), n - done);
+            for (int k = 0; k < len; k++) {
+                int src = done + k;
+                chain.region(i).set(ValueLayout.JAVA_BYTE, chain.offset(i) + k, src < id.length ? id[src] : 0);
+            }
+            done += len;
+        }
+        return done;
+    }
+}

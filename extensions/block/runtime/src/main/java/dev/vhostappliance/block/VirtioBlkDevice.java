@@ -1,0 +1,154 @@
+package dev.vhostappliance.block;
+
+import static dev.vhostappliance.block.VirtioBlk.SECTOR;
+
+import dev.vhostappliance.device.VirtioDevice;
+import dev.vhostappliance.libc.LibC;
+import dev.vhostappliance.protocol.ProtocolFeature;
+import dev.vhostappliance.virtqueue.Virtqueue;
+import dev.vhostappliance.virtqueue.VirtioRing;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+
+/** virtio-blk over a raw image: features, config space, and one {@link BlkQueueWorker} per queue. */
+public final class VirtioBlkDevice implements VirtioDevice {
+    private static final int SEG_MAX = 126;
+    private static final int SIZE_MAX = 1 << 20;
+
+    private final RawFile file;
+    private final int numQueues;
+    private final int logicalBlockSize;
+    private final boolean writethrough;
+    private final byte[] serial;
+    private final long capacitySectors;
+    private final BlkQueueWorker[] workers;
+    private volatile boolean writeback;
+
+    VirtioBlkDevice(RawFile file, int numQueues, int logicalBlockSize, boolean writethrough, String serial)
+            throws dev.vhostappliance.libc.NativeCallException {
+        this.file = file;
+        this.numQueues = numQueues;
+        this.logicalBlockSize = logicalBlockSize;
+        this.writethrough = writethrough;
+        this.writeback = !writethrough;
+        this.serial = serial == null ? new byte[0] : serial.getBytes(StandardCharsets.UTF_8);
+        this.capacitySectors = file.size() / logicalBlockSize * logicalBlockSize / SECTOR;
+        this.workers = new BlkQueueWorker[numQueues];
+    }
+
+    int fd() {
+        return file.fd;
+    }
+
+    boolean readOnly() {
+        return file.readOnly;
+    }
+
+    boolean writethrough() {
+        return writethrough || !writeback;
+    }
+
+    int logicalBlockSize() {
+        return logicalBlockSize;
+    }
+
+    long capacitySectors() {
+        return capacitySectors;
+    }
+
+    byte[] serial() {
+        return serial;
+    }
+
+    boolean flush() {
+        return file.readOnly || LibC.rawFdatasync(file.fd) == 0;
+    }
+
+    @Override
+    public int virtioId() {
+        return VirtioBlk.VIRTIO_ID_BLOCK;
+    }
+
+    @Override
+    public long features() {
+        long f = VirtioRing.bit(VirtioRing.F_VERSION_1) | VirtioRing.bit(VirtioRing.F_RING_INDIRECT_DESC)
+                | VirtioRing.bit(VirtioRing.F_RING_EVENT_IDX) | bit(VirtioBlk.F_SIZE_MAX) | bit(VirtioBlk.F_SEG_MAX)
+                | bit(VirtioBlk.F_BLK_SIZE) | bit(VirtioBlk.F_TOPOLOGY) | bit(VirtioBlk.F_FLUSH)
+                | bit(VirtioBlk.F_CONFIG_WCE) | bit(VirtioBlk.F_MQ);
+        if (file.readOnly) {
+            f |= bit(VirtioBlk.F_RO);
+        }
+        return f;
+    }
+
+    private static long bit(int b) {
+        return 1L << b;
+    }
+
+    @Override
+    public long protocolFeatures() {
+        return ProtocolFeature.bit(ProtocolFeature.CONFIG);
+    }
+
+    @Override
+    public int numQueues() {
+        return numQueues;
+    }
+
+    @Override
+    public void handleQueue(int queueIndex, Virtqueue queue) {
+        BlkQueueWorker w = workers[queueIndex];
+        if (w == null || w.tooSmallFor(queue)) {
+            w = new BlkQueueWorker(this, queue);
+            workers[queueIndex] = w;
+        }
+        w.handle(queue);
+    }
+
+    byte[] config() {
+        ByteBuffer b = ByteBuffer.allocate(VirtioBlk.CONFIG_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        b.putLong(0, capacitySectors);
+        b.putInt(8, SIZE_MAX);
+        b.putInt(12, SEG_MAX);
+        b.putInt(20, logicalBlockSize);
+        b.put(24, (byte) 0); // physical_block_exp
+        b.put(25, (byte) 0); // alignment_offset
+        b.putShort(26, (short) 1); // min_io_size, in logical blocks
+        b.putInt(28, 0); // opt_io_size
+        b.put(32, (byte) (writeback ? 1 : 0));
+        b.putShort(34, (short) numQueues);
+        return b.array();
+    }
+
+    @Override
+    public byte[] readConfig(int offset, int size) {
+        byte[] c = config();
+        if (offset < 0 || size < 0 || offset > c.length || size > c.length - offset) {
+            return null;
+        }
+        byte[] out = new byte[size];
+        System.arraycopy(c, offset, out, 0, size);
+        return out;
+    }
+
+    @Override
+    public boolean writeConfig(int offset, byte[] data) {
+        // Only the writeback byte (CONFIG_WCE) is writable by the driver.
+        if (offset == 32 && data.length == 1) {
+            writeback = data[0] != 0 && !writethrough;
+            return true;
+        }
+        return false;
+    }
+
+    @Override
+    public void reset() {
+        writeback = !writethrough;
+    }
+
+    @Override
+    public void close() {
+        file.close();
+    }
+}
