@@ -18,7 +18,8 @@ vhost_select_jdk() {
   fi
   best="" bestv=0
   case $- in *f*) vhost_noglob=1; set +f;; *) vhost_noglob=0;; esac
-  for d in /usr/lib/jvm/* /opt/java/* /opt/jdk* /opt/*jdk*; do
+  # VHOST_JDK_DIRS (a list of JDK directories) replaces the search locations; tests use it.
+  for d in ${VHOST_JDK_DIRS:-/usr/lib/jvm/* /opt/java/* /opt/jdk* /opt/*jdk*}; do
     [ -d "$d" ] && [ ! -L "$d" ] || continue
     v=$(vhost_jdk_feature "$d")
     if [ -n "$v" ] && [ "$v" -ge "$vhost_min" ] && [ "$v" -gt "$bestv" ] && [ -x "$d/bin/javac" ]; then

@@ -32,8 +32,8 @@ public final class ApplianceCli {
 
     @Command(name = PROGRAM, mixinStandardHelpOptions = true, versionProvider = Version.class,
             description = "vhost-user device backends for QEMU: block, input and gpu on one JVM runtime.",
-            footer = {"", "Each device also answers to its QEMU program name (vhost-user-blk, vhost-user-input,",
-                    "vhost-user-gpu) when the binary is invoked through a link of that name.",
+            footer = {"", "Each device also answers to its QEMU program name (vhost-user-blk, vhost-user-input, vhost-user-gpu)",
+                    "when the binary is invoked under that name.",
                     "Exit status: 0 ok or SIGTERM; 1 start-up failure; 2 usage error."})
     static final class TopCommand implements Runnable {
         @CommandLine.Spec
@@ -81,6 +81,7 @@ public final class ApplianceCli {
                 sub.getCommandSpec().usageMessage().description(p.description());
                 cli.addSubcommand(p.type(), sub);
             }
+            cli.addSubcommand("quickstart", new QuickstartCommand());
         }
         cli.setOut(new PrintWriter(out, true));
         cli.setErr(new PrintWriter(err, true));

@@ -7,6 +7,8 @@ import dev.vhostappliance.server.BackendServer;
 import dev.vhostappliance.server.ShutdownSignals;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
@@ -56,9 +58,22 @@ public abstract class DeviceCommand implements Callable<Integer> {
         if (socketPath == null && fd == null) {
             throw new ParameterException(spec.commandLine(), "one of --socket-path=PATH or --fd=FDNUM is required");
         }
+        // Handle SIGTERM before the socket exists: a management layer may stop us as soon as it sees it.
+        AtomicReference<BackendServer> running = new AtomicReference<>();
+        AtomicBoolean stopRequested = new AtomicBoolean();
+        ShutdownSignals.onTerminate(() -> {
+            stopRequested.set(true);
+            BackendServer s = running.get();
+            if (s != null) {
+                s.stop();
+            }
+        });
         VirtioDevice device = createDevice();
         try (BackendServer server = socketPath != null ? BackendServer.listen(socketPath) : BackendServer.inherit(fd)) {
-            ShutdownSignals.onTerminate(server::stop);
+            running.set(server);
+            if (stopRequested.get()) {
+                server.stop();
+            }
             VhostUserBackend backend = new VhostUserBackend(device);
             server.serve(backend::serve);
         } finally {
