@@ -71,6 +71,11 @@ public final class TestFrontend implements AutoCloseable {
         channel.send(fds);
     }
 
+    /** Writes raw bytes on the socket (for messages the framing would never produce); returns bytes written. */
+    public long sendRaw(java.lang.foreign.MemorySegment bytes) {
+        return LibC.rawWrite(fd, bytes, bytes.byteSize());
+    }
+
     /** Waits for a reply; null if none came within the timeout. */
     public Message receive(int timeoutMillis) throws Exception {
         Poll poll = new Poll(1);
@@ -199,6 +204,23 @@ public final class TestFrontend implements AutoCloseable {
         check(setU64Acked(VhostUserRequest.SET_VRING_KICK, index, q.kickFd), "SET_VRING_KICK");
         check(vringState(VhostUserRequest.SET_VRING_ENABLE, index, 1), "SET_VRING_ENABLE");
         return q;
+    }
+
+    /** Negotiates features, shares ram and starts queues 0..queues-1 of the given size. */
+    public DriverQueue[] ready(GuestRam ram, long wantedFeatures, int queues, int size) throws Exception {
+        negotiate(wantedFeatures);
+        check(setMemTable(ram), "SET_MEM_TABLE");
+        DriverQueue[] q = new DriverQueue[queues];
+        for (int i = 0; i < queues; i++) {
+            q[i] = startQueue(ram, i, size);
+        }
+        return q;
+    }
+
+    /** Number of open fds of this process (/proc/self/fd), for leak checks. */
+    public static int openFds() {
+        String[] fds = new java.io.File("/proc/self/fd").list();
+        return fds == null ? -1 : fds.length;
     }
 
     private static void check(long ack, String what) {
