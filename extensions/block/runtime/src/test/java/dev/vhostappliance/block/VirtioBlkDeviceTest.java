@@ -1,0 +1,133 @@
+package dev.vhostappliance.block;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+
+import dev.vhostappliance.testing.DriverQueue;
+import dev.vhostappliance.testing.DriverQueue.Buf;
+import dev.vhostappliance.testing.GuestRam;
+import dev.vhostappliance.testing.TestFrontend;
+import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** virtio-blk requests through the core's test frontend, against a real image file. */
+class VirtioBlkDeviceTest {
+    private static final long MIB = 1 << 20;
+
+    @TempDir
+    Path dir;
+
+    private Path image(long size) throws Exception {
+        Path p = dir.resolve("disk-" + size + ".img");
+        try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
+            f.setLength(size);
+        }
+        return p;
+    }
+
+    private static byte[] header(int type, long sector) {
+        return ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putInt(type).putInt(0).putLong(sector).array();
+    }
+
+    /** A completed request: its status byte, the used length, and where its data-in buffer is. */
+    record Done(int status, int len, long in) {
+    }
+
+    /** Sends one request (header, optional data out, data-in room, status) and waits for it. */
+    private static Done request(DriverQueue q, GuestRam ram, int type, long sector, byte[] out, int inLen) throws Exception {
+        long h = ram.alloc(16, 8);
+        ram.write(h, header(type, sector));
+        long status = ram.alloc(1, 1);
+        ram.write(status, new byte[] {(byte) 0xee});
+        java.util.List<Buf> bufs = new java.util.ArrayList<>();
+        bufs.add(new Buf(h, 16, false));
+        if (out != null) {
+            long d = ram.alloc(out.length, 512);
+            ram.write(d, out);
+            bufs.add(new Buf(d, out.length, false));
+        }
+        long in = 0;
+        if (inLen > 0) {
+            in = ram.alloc(inLen, 512);
+            bufs.add(new Buf(in, inLen, true));
+        }
+        bufs.add(new Buf(status, 1, true));
+        q.addDirect(bufs.toArray(new Buf[0]));
+        q.kick();
+        DriverQueue.Used u = q.awaitUsed(5000);
+        assertNotNull(u, "request completed");
+        return new Done(ram.read(status, 1)[0], u.len(), in);
+    }
+
+    private static TestFrontend connect(VirtioBlkDevice dev) throws Exception {
+        return TestFrontend.connect(dev);
+    }
+
+    @Test
+    void writeThenReadBackThroughTheImage() throws Exception {
+        Path img = image(MIB);
+        VirtioBlkDevice dev = new VirtioBlkDevice(RawFile.open(img, false), 1, 512, false, "serial-1");
+        try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = connect(dev)) {
+            DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
+            byte[] data = new byte[8192];
+            new Random(5).nextBytes(data);
+            Done w = request(q, ram, VirtioBlk.T_OUT, 8, data, 0);
+            assertEquals(VirtioBlk.S_OK, w.status());
+            assertEquals(1, w.len(), "only the status byte is written for OUT");
+            assertArrayEquals(data, Arrays.copyOfRange(Files.readAllBytes(img), 4096, 4096 + 8192), "data reached the file");
+            Done r = request(q, ram, VirtioBlk.T_IN, 8, null, 8192);
+            assertEquals(VirtioBlk.S_OK, r.status());
+            assertEquals(8193, r.len());
+            assertArrayEquals(data, ram.read(r.in(), 8192));
+            assertEquals(VirtioBlk.S_OK, request(q, ram, VirtioBlk.T_FLUSH, 0, null, 0).status());
+            Done id = request(q, ram, VirtioBlk.T_GET_ID, 0, null, 20);
+            assertEquals(VirtioBlk.S_OK, id.status());
+            byte[] serial = ram.read(id.in(), 20);
+            assertArrayEquals(Arrays.copyOf("serial-1".getBytes(), 20), serial);
+        } finally {
+            dev.close();
+        }
+    }
+
+    @Test
+    void badRequestsGetErrorStatuses() throws Exception {
+        Path img = image(MIB);
+        VirtioBlkDevice dev = new VirtioBlkDevice(RawFile.open(img, false), 1, 4096, false, null);
+        try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = connect(dev)) {
+            DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
+            assertEquals(VirtioBlk.S_IOERR, request(q, ram, VirtioBlk.T_IN, MIB / 512, null, 4096).status(), "past capacity");
+            assertEquals(VirtioBlk.S_IOERR, request(q, ram, VirtioBlk.T_IN, MIB / 512 - 1, null, 4096).status(), "straddles the end");
+            assertEquals(VirtioBlk.S_IOERR, request(q, ram, VirtioBlk.T_IN, -1L, null, 4096).status(), "sector 2^64-1");
+            assertEquals(VirtioBlk.S_IOERR, request(q, ram, VirtioBlk.T_IN, 0, null, 512).status(), "not a multiple of the 4096-byte block");
+            assertEquals(VirtioBlk.S_IOERR, request(q, ram, VirtioBlk.T_OUT, 1, new byte[4096], 0).status(), "misaligned sector");
+            assertEquals(VirtioBlk.S_UNSUPP, request(q, ram, 99, 0, null, 0).status(), "unknown type");
+            assertEquals(VirtioBlk.S_OK, request(q, ram, VirtioBlk.T_IN, 0, null, 4096).status(), "a good request still works");
+        } finally {
+            dev.close();
+        }
+    }
+
+    @Test
+    void readOnlyExportRefusesWrites() throws Exception {
+        Path img = image(MIB);
+        VirtioBlkDevice dev = new VirtioBlkDevice(RawFile.open(img, true), 1, 512, false, null);
+        try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = connect(dev)) {
+            DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
+            assertEquals(1L << VirtioBlk.F_RO, dev.features() & (1L << VirtioBlk.F_RO));
+            byte[] data = new byte[512];
+            Arrays.fill(data, (byte) 7);
+            assertEquals(VirtioBlk.S_IOERR, request(q, ram, VirtioBlk.T_OUT, 0, data, 0).status());
+            assertArrayEquals(new byte[512], Arrays.copyOf(Files.readAllBytes(img), 512), "image untouched");
+        } finally {
+            dev.close();
+        }
+    }
+}
