@@ -32,6 +32,14 @@ public abstract class DeviceCommand implements Callable<Integer> {
             description = "Use the inherited socket FDNUM, listening or connected (exit when a connected one closes).")
     protected Integer fd;
 
+    @Option(names = "--client",
+            description = "Connect to a frontend listening on --socket-path instead of listening (ChardevSocket server=off).")
+    protected boolean client;
+
+    @Option(names = "--reconnect", paramLabel = "SECONDS", defaultValue = "0",
+            description = "With --client: retry connecting every SECONDS, also after a disconnect (0: connect once).")
+    protected int reconnect;
+
     @Option(names = "--print-capabilities",
             description = "Print the backend capabilities as JSON and exit; other options are ignored.")
     protected boolean printCapabilities;
@@ -68,8 +76,15 @@ public abstract class DeviceCommand implements Callable<Integer> {
                 s.stop();
             }
         });
+        if (client && socketPath == null) {
+            throw new ParameterException(spec.commandLine(), "--client needs --socket-path=PATH");
+        }
+        if (reconnect != 0 && !client) {
+            throw new ParameterException(spec.commandLine(), "--reconnect only applies with --client");
+        }
         VirtioDevice device = createDevice();
-        try (BackendServer server = socketPath != null ? BackendServer.listen(socketPath) : BackendServer.inherit(fd)) {
+        try (BackendServer server = client ? BackendServer.client(socketPath, reconnect)
+                : socketPath != null ? BackendServer.listen(socketPath) : BackendServer.inherit(fd)) {
             running.set(server);
             if (stopRequested.get()) {
                 server.stop();

@@ -57,6 +57,11 @@ public final class TestFrontend implements AutoCloseable {
         return self[0];
     }
 
+    /** A frontend on an already connected fd whose backend runs elsewhere (client mode tests). */
+    public static TestFrontend attach(int fd) throws Exception {
+        return new TestFrontend(fd, new Wakeup(), null);
+    }
+
     public Message message() {
         return channel.message();
     }
@@ -196,9 +201,14 @@ public final class TestFrontend implements AutoCloseable {
 
     /** The QEMU start sequence for one queue: NUM, BASE, ADDR, CALL, KICK, ENABLE. */
     public DriverQueue startQueue(GuestRam ram, int index, int size) throws Exception {
-        DriverQueue q = new DriverQueue(ram, size);
+        return startQueue(ram, index, new DriverQueue(ram, size), 0);
+    }
+
+    /** The start sequence for an existing driver queue (a reconnect), with the given SET_VRING_BASE. */
+    public DriverQueue startQueue(GuestRam ram, int index, DriverQueue q, int base) throws Exception {
+        int size = q.size;
         check(vringState(VhostUserRequest.SET_VRING_NUM, index, size), "SET_VRING_NUM");
-        check(vringState(VhostUserRequest.SET_VRING_BASE, index, 0), "SET_VRING_BASE");
+        check(vringState(VhostUserRequest.SET_VRING_BASE, index, base), "SET_VRING_BASE");
         check(setVringAddr(index, q, ram), "SET_VRING_ADDR");
         check(setU64Acked(VhostUserRequest.SET_VRING_CALL, index, q.callFd), "SET_VRING_CALL");
         check(setU64Acked(VhostUserRequest.SET_VRING_KICK, index, q.kickFd), "SET_VRING_KICK");
@@ -227,6 +237,30 @@ public final class TestFrontend implements AutoCloseable {
         if (ack != 0) {
             throw new AssertionError(what + " refused");
         }
+    }
+
+    /** GET_INFLIGHT_FD for numQueues queues of queueSize; returns the memfd (the frontend keeps it). */
+    public int getInflightFd(int numQueues, int queueSize) throws Exception {
+        send(VhostUserRequest.GET_INFLIGHT_FD, Message.VERSION, 24, m -> m.setU32(16, numQueues | (queueSize << 16)));
+        Message r = receive();
+        if (r.size() != 24 || r.fdCount() != 1) {
+            throw new AssertionError("GET_INFLIGHT_FD reply of size " + r.size() + " with " + r.fdCount() + " fds");
+        }
+        inflightSize = r.u64(0);
+        return r.takeFd(0);
+    }
+
+    public long inflightSize;
+
+    /** SET_INFLIGHT_FD with a buffer from an earlier GET_INFLIGHT_FD; returns the ack. */
+    public long setInflightFd(int fd, long size, int numQueues, int queueSize) throws Exception {
+        send(VhostUserRequest.SET_INFLIGHT_FD, Message.VERSION | Message.FLAG_NEED_REPLY, 24, m -> {
+            m.setU64(0, size);
+            m.setU64(8, 0);
+            m.setU32(16, numQueues | (queueSize << 16));
+            m.setU32(20, 0);
+        }, fd);
+        return ack(VhostUserRequest.SET_INFLIGHT_FD);
     }
 
     /** GET_VRING_BASE: stops the ring and returns its last avail index. */
@@ -263,6 +297,10 @@ public final class TestFrontend implements AutoCloseable {
         LibC.shutdownQuietly(fd);
         channel.close();
         LibC.close(fd);
+        if (backendThread == null) {
+            stop.close();
+            return;
+        }
         backendThread.join(10_000);
         if (backendThread.isAlive()) {
             stop.signal();
