@@ -117,6 +117,19 @@ public final class GuestMemory implements AutoCloseable {
     }
 
     /**
+     * Index of the region holding all of [gpa, gpa+len), or -1: for hot-path reads that address the region's
+     * segment at {@code gpa - region.guestAddress()} instead of slicing (a slice is an allocation).
+     */
+    public int findGuestRange(long gpa, long len) {
+        int i = findGuest(gpa);
+        if (i < 0 || len < 0) {
+            return -1;
+        }
+        MemoryRegion r = regions[i];
+        return len <= r.size() - (gpa - r.guestAddress()) ? i : -1;
+    }
+
+    /**
      * The segment for [gpa, gpa+len) if it lies within one region, else null. For rings and small structures
      * (ring tables, indirect descriptor tables) that must be contiguous.
      */

@@ -225,7 +225,10 @@ public final class SplitVirtqueue implements Virtqueue {
     /** Walks the chain at head into chain; false (queue broken) if it is malformed. */
     private boolean walk(int head, DescriptorChain chain) {
         chain.reset(head);
+        // The table being walked: the ring's descriptor table, or an indirect table addressed inside its
+        // region segment at tableBase (no slice: the hot path allocates nothing).
         MemorySegment table = desc;
+        long tableBase = 0;
         int tableLen = size;
         int budget = size;
         boolean indirect = false;
@@ -236,7 +239,7 @@ public final class SplitVirtqueue implements Virtqueue {
                 return failed(indirect ? "indirect descriptor chain loops or exceeds its table"
                         : "descriptor chain loops or is longer than the queue");
             }
-            long off = (long) i * VirtioRing.DESC_SIZE;
+            long off = tableBase + (long) i * VirtioRing.DESC_SIZE;
             long addr = table.get(U64, off);
             long len = Integer.toUnsignedLong(table.get(U32, off + 8));
             int flags = table.get(U16, off + 12) & 0xffff;
@@ -261,11 +264,13 @@ public final class SplitVirtqueue implements Virtqueue {
                 if (n > VirtioRing.MAX_INDIRECT) {
                     return failed("indirect table of " + n + " descriptors exceeds " + VirtioRing.MAX_INDIRECT);
                 }
-                MemorySegment t = memory.sliceGuest(addr, len);
-                if (t == null) {
+                int r = memory.findGuestRange(addr, len);
+                if (r < 0) {
                     return failed(String.format("indirect table 0x%x+%d outside guest memory", addr, len));
                 }
-                table = t;
+                MemoryRegion region = memory.region(r);
+                table = region.segment();
+                tableBase = addr - region.guestAddress();
                 tableLen = (int) n;
                 budget = tableLen;
                 indirect = true;
