@@ -9,8 +9,10 @@ import java.util.List;
 
 /**
  * The guest's memory as a set of shared mappings (one per region, from the fds of SET_MEM_TABLE or
- * ADD_MEM_REG). Immutable: a memory table change builds a new GuestMemory, and the old one is unmapped
- * only once no queue uses it. Every lookup is bounds-checked; nothing here trusts a guest address.
+ * ADD_MEM_REG). Immutable: a memory table change builds a new GuestMemory. Reference counted: the session
+ * holds one reference ({@link #close()} drops it) and every request in flight holds one
+ * ({@link #retain()}/{@link #release()}); a region's mapping goes away when no table holding it is alive.
+ * Every lookup is bounds-checked; nothing here trusts a guest address.
  */
 public final class GuestMemory implements AutoCloseable {
     /** QEMU 7.2 uses up to 32 slots, newer QEMU up to 509 (VHOST_USER_MAX_RAM_SLOTS). */
@@ -19,13 +21,17 @@ public final class GuestMemory implements AutoCloseable {
     private static final GuestMemory EMPTY = new GuestMemory(List.of(), List.of());
 
     private final MemoryRegion[] regions;
-    /** The mappings we own: (address, length) pairs for munmap, parallel to {@link #regions}. */
-    private final List<long[]> mappings;
+    /** The mappings of the regions, parallel to {@link #regions}; each retained once by this table. */
+    private final List<Mapping> mappings;
+    private final java.util.concurrent.atomic.AtomicInteger refs = new java.util.concurrent.atomic.AtomicInteger(1);
     private volatile boolean closed;
 
-    private GuestMemory(List<MemoryRegion> regions, List<long[]> mappings) {
+    private GuestMemory(List<MemoryRegion> regions, List<Mapping> mappings) {
         this.regions = regions.toArray(new MemoryRegion[0]);
         this.mappings = mappings;
+        for (Mapping m : mappings) {
+            m.retain();
+        }
     }
 
     public static GuestMemory empty() {
@@ -62,35 +68,28 @@ public final class GuestMemory implements AutoCloseable {
         MemorySegment segment = base.reinterpret(length).asSlice(spec.mmapOffset(), spec.size());
         List<MemoryRegion> nr = new ArrayList<>(List.of(regions));
         nr.add(new MemoryRegion(spec.guestAddress(), spec.size(), spec.userAddress(), spec.mmapOffset(), segment));
-        List<long[]> nm = new ArrayList<>(mappings);
-        nm.add(new long[] {base.address(), length});
+        List<Mapping> nm = new ArrayList<>(mappings);
+        nm.add(new Mapping(base.address(), length));
         return new GuestMemory(nr, nm);
     }
 
     /**
-     * This memory without the region matching {@code spec} (same guest address, size and user address), plus
-     * the mapping to release once no queue uses it; null if no region matches.
+     * This memory without the region matching {@code spec} (same guest address, size and user address), or
+     * null if no region matches. The region stays mapped while this (old) table or a request using it lives.
      */
-    public Removal withoutRegion(MemoryRegionSpec spec) {
+    public GuestMemory withoutRegion(MemoryRegionSpec spec) {
         for (int i = 0; i < regions.length; i++) {
             MemoryRegion r = regions[i];
             if (r.guestAddress() == spec.guestAddress() && r.size() == spec.size()
                     && r.userAddress() == spec.userAddress()) {
                 List<MemoryRegion> nr = new ArrayList<>(List.of(regions));
                 nr.remove(i);
-                List<long[]> nm = new ArrayList<>(mappings);
-                long[] released = nm.remove(i);
-                return new Removal(new GuestMemory(nr, nm), released);
+                List<Mapping> nm = new ArrayList<>(mappings);
+                nm.remove(i);
+                return new GuestMemory(nr, nm);
             }
         }
         return null;
-    }
-
-    /** A region removal: the new memory, and the (address, length) mapping to unmap after quiescing. */
-    public record Removal(GuestMemory memory, long[] mapping) {
-        public void unmapReleased() {
-            LibC.munmap(mapping[0], mapping[1]);
-        }
     }
 
     public int regionCount() {
@@ -165,15 +164,27 @@ public final class GuestMemory implements AutoCloseable {
         return closed;
     }
 
-    /** Unmaps every region. Callers make sure no queue still reads this memory. */
+    /** One more user (a request in flight). No allocation: used on the hot path. */
+    public void retain() {
+        refs.incrementAndGet();
+    }
+
+    /** A user is done; the last one releases this table's mappings. */
+    public void release() {
+        if (refs.decrementAndGet() == 0) {
+            closed = true;
+            for (Mapping m : mappings) {
+                m.release();
+            }
+        }
+    }
+
+    /** The owner's release: mappings go once no request in flight still uses this table. */
     @Override
     public void close() {
-        if (closed) {
+        if (this == EMPTY) {
             return;
         }
-        closed = true;
-        for (long[] m : mappings) {
-            LibC.munmap(m[0], m[1]);
-        }
+        release();
     }
 }

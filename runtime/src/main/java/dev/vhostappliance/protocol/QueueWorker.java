@@ -78,8 +78,16 @@ final class QueueWorker implements Runnable {
         }
     }
 
-    /** Stops the thread and waits for it; the kick fd is the caller's to close. */
-    void stop() {
+    /** Requests in flight on other threads get this long to complete when the ring stops. */
+    static final long DRAIN_MILLIS = 30_000;
+
+    /**
+     * Stops the thread. With drain (GET_VRING_BASE, reset) it then waits, bounded, for requests the device
+     * still completes on other threads, so the index returned is final; on a disconnect it does not wait
+     * (each request in flight keeps its guest memory mapped until it completes). Later completions are
+     * dropped. The kick fd is the caller's to close.
+     */
+    void stop(boolean drain) {
         stopping = true;
         control.signal();
         try {
@@ -87,6 +95,7 @@ final class QueueWorker implements Runnable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        queue.stop(drain ? DRAIN_MILLIS : 0);
         control.close();
     }
 

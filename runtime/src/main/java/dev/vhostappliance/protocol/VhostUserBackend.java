@@ -282,7 +282,9 @@ public final class VhostUserBackend {
                 for (int i = 0; i < n; i++) {
                     MemoryRegionSpec spec = region(m, 8 + 32L * i);
                     checkFdCovers(m.fd(i), spec);
+                    GuestMemory partial = next;
                     next = next.withRegion(spec, m.fd(i));
+                    partial.close(); // the intermediate table: its mappings live on in next
                 }
             } catch (InvalidMemoryException | NativeCallException e) {
                 next.close();
@@ -319,7 +321,9 @@ public final class VhostUserBackend {
             MemoryRegionSpec spec = region(m, 8);
             try {
                 checkFdCovers(m.fd(0), spec);
+                GuestMemory old = memory;
                 swapMemory(memory.withRegion(spec, m.fd(0)));
+                old.close();
             } catch (InvalidMemoryException e) {
                 return Outcome.fail(e.getMessage());
             }
@@ -331,12 +335,13 @@ public final class VhostUserBackend {
             if (m.size() != 40 || m.fdCount() > 1) {
                 return Outcome.badSize(m);
             }
-            GuestMemory.Removal removal = memory.withoutRegion(region(m, 8));
-            if (removal == null) {
+            GuestMemory next = memory.withoutRegion(region(m, 8));
+            if (next == null) {
                 return Outcome.fail("no such memory region");
             }
-            swapMemory(removal.memory());
-            removal.unmapReleased();
+            GuestMemory old = memory;
+            swapMemory(next);
+            old.close(); // unmapped once no request still in flight uses the removed region
             return Outcome.OK;
         }
 
@@ -492,7 +497,7 @@ public final class VhostUserBackend {
             if (v == null) {
                 return Outcome.fail("vring index " + Integer.toUnsignedString(m.u32(0)) + " >= " + vrings.length);
             }
-            stopRing(v);
+            stopRing(v, true);
             m.beginReply(8);
             m.putU32(0, v.index);
             m.putU32(4, v.base);
@@ -501,9 +506,9 @@ public final class VhostUserBackend {
         }
 
         /** Stops the ring's worker (if any), records where it stopped, and drops its kick and call fds. */
-        private void stopRing(Vring v) {
+        private void stopRing(Vring v, boolean drain) {
             if (v.worker != null) {
-                v.worker.stop();
+                v.worker.stop(drain);
                 v.base = v.worker.queue().lastAvailIndex();
                 v.worker = null;
             }
@@ -572,7 +577,7 @@ public final class VhostUserBackend {
         }
 
         private void stopWorkerKeepingFds(Vring v) {
-            v.worker.stop();
+            v.worker.stop(true);
             v.base = v.worker.queue().lastAvailIndex();
             v.worker = null;
         }
@@ -800,7 +805,7 @@ public final class VhostUserBackend {
         /** RESET_OWNER / RESET_DEVICE / status 0: every ring stopped and forgotten, the device reset. */
         private void resetRings() {
             for (Vring v : vrings) {
-                stopRing(v);
+                stopRing(v, true);
                 v.closeFds();
                 v.num = 0;
                 v.addrSet = false;
@@ -814,7 +819,7 @@ public final class VhostUserBackend {
         @Override
         public void close() {
             for (Vring v : vrings) {
-                stopRing(v);
+                stopRing(v, false);
                 v.closeFds();
             }
             device.setFrontendChannel(null);

@@ -25,7 +25,10 @@ import org.jboss.logging.Logger;
  * separates publishing used->idx (or avail_event) from reading used_event / avail->flags (or re-reading
  * avail->idx), without which notifications are lost and guests hang.
  *
- * <p>Single consumer: pop, push and notify run on the queue's worker thread.
+ * <p>Threads: pop runs on the queue's worker thread only; push and notifyDriver may be called from any
+ * thread (devices complete requests where their I/O finishes) and are serialised by a lock. Each popped
+ * request holds a reference on the guest memory table it was popped under, released when it is pushed, so
+ * a memory table change never unmaps a buffer that is still being read or written.
  */
 public final class SplitVirtqueue implements Virtqueue {
     private static final Logger LOG = Logger.getLogger(SplitVirtqueue.class);
@@ -62,7 +65,14 @@ public final class SplitVirtqueue implements Virtqueue {
     private int usedIdx;
     private int signalledUsed;
     private boolean signalledUsedValid;
-    private int inUse;
+    /** Requests popped and not yet pushed. */
+    private final java.util.concurrent.atomic.AtomicInteger inUse = new java.util.concurrent.atomic.AtomicInteger();
+    /** Serialises push and notify (used ring, inflight log, signalled-used state). */
+    private final Object completionLock = new Object();
+    /** The memory table each in-flight head was popped under (retained until pushed). */
+    private final GuestMemory[] heldMemory;
+    /** Set once the ring is stopped: late completions are dropped (their memory still released). */
+    private volatile boolean stopped;
     private volatile boolean broken;
     private volatile boolean yieldRequested;
     private String brokenReason;
@@ -92,13 +102,13 @@ public final class SplitVirtqueue implements Virtqueue {
         this.errFd = errFd;
         this.inflight = inflight;
         this.usedIdx = readUsedIdx();
+        this.heldMemory = new GuestMemory[size];
         one.set(ValueLayout.JAVA_LONG, 0, 1L);
         int[] recovered = inflight != null ? inflight.recover(this.usedIdx) : null;
         if (recovered != null) {
             // A restart: what was popped but not completed is resubmitted from the log first, and the avail
             // ring resumes after it (used->idx + in flight), whatever base the frontend guessed.
             resubmit = recovered;
-            inUse = recovered.length;
             this.lastAvail = (this.usedIdx + recovered.length) & 0xffff;
         }
     }
@@ -157,7 +167,29 @@ public final class SplitVirtqueue implements Virtqueue {
     }
 
     public int inFlight() {
-        return inUse;
+        return inUse.get();
+    }
+
+    /**
+     * The ring is stopping (GET_VRING_BASE, reset, disconnect): waits up to timeoutMillis for requests still
+     * in flight on other threads, then drops any later completion. Returns whether everything completed.
+     */
+    public boolean stop(long timeoutMillis) {
+        long deadline = System.nanoTime() + timeoutMillis * 1_000_000;
+        while (inUse.get() > 0 && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(1);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        boolean idle = inUse.get() == 0;
+        stopped = true;
+        if (!idle) {
+            LOG.warnf("virtqueue %d stopped with %d requests still in flight", index, inUse.get());
+        }
+        return idle;
     }
 
     @Override
@@ -183,7 +215,11 @@ public final class SplitVirtqueue implements Virtqueue {
         }
         if (resubmitPos < resubmit.length) {
             int head = resubmit[resubmitPos++];
-            return walk(head, chain) ? POPPED : BROKEN;
+            if (!walk(head, chain)) {
+                return BROKEN;
+            }
+            hold(head);
+            return POPPED;
         }
         int availIdx = readAvailIdx();
         int pending = (availIdx - lastAvail) & 0xffff;
@@ -215,11 +251,24 @@ public final class SplitVirtqueue implements Virtqueue {
         if (!walk(head, chain)) {
             return BROKEN;
         }
-        inUse++;
         if (inflight != null) {
             inflight.markInflight(head);
         }
+        hold(head);
         return POPPED;
+    }
+
+    /** The request at head is in flight: count it and keep its memory mapped until it is pushed. */
+    private void hold(int head) {
+        GuestMemory m = memory;
+        m.retain();
+        GuestMemory previous = heldMemory[head];
+        heldMemory[head] = m;
+        if (previous != null) {
+            previous.release(); // the driver reused a head we never completed: not ours to keep any more
+        } else {
+            inUse.incrementAndGet();
+        }
     }
 
     /** Walks the chain at head into chain; false (queue broken) if it is malformed. */
@@ -319,38 +368,52 @@ public final class SplitVirtqueue implements Virtqueue {
 
     @Override
     public void push(int head, int writtenBytes) {
-        if (broken) {
-            return;
+        synchronized (completionLock) {
+            GuestMemory held = head >= 0 && head < size ? heldMemory[head] : null;
+            if (held == null) {
+                LOG.warnf("virtqueue %d: completion of head %d that is not in flight ignored", index, head);
+                return;
+            }
+            heldMemory[head] = null;
+            try {
+                if (broken || stopped) {
+                    return;
+                }
+                int slot = usedIdx & mask;
+                long off = 4L + 8L * slot;
+                used.set(U32, off, head);
+                used.set(U32, off + 4, writtenBytes);
+                if (inflight != null) {
+                    inflight.beginComplete(head);
+                }
+                usedIdx = (usedIdx + 1) & 0xffff;
+                IDX.setRelease(used, 2L, (short) usedIdx);
+                if (inflight != null) {
+                    inflight.endComplete(head, usedIdx);
+                }
+            } finally {
+                inUse.decrementAndGet();
+                held.release();
+            }
         }
-        int slot = usedIdx & mask;
-        long off = 4L + 8L * slot;
-        used.set(U32, off, head);
-        used.set(U32, off + 4, writtenBytes);
-        if (inflight != null) {
-            inflight.beginComplete(head);
-        }
-        usedIdx = (usedIdx + 1) & 0xffff;
-        IDX.setRelease(used, 2L, (short) usedIdx);
-        if (inflight != null) {
-            inflight.endComplete(head, usedIdx);
-        }
-        inUse--;
     }
 
     @Override
     public void notifyDriver() {
-        if (broken || callFd < 0) {
-            return;
-        }
-        if (needsNotification()) {
-            LibC.rawWrite(callFd, one, 8);
+        synchronized (completionLock) {
+            if (broken || stopped || callFd < 0) {
+                return;
+            }
+            if (needsNotification()) {
+                LibC.rawWrite(callFd, one, 8);
+            }
         }
     }
 
     private boolean needsNotification() {
         // Publish the used entries before reading used_event / avail->flags (libvhost-user's smp_mb).
         VarHandle.fullFence();
-        if (notifyOnEmpty && inUse == 0 && readAvailIdx() == lastAvail) {
+        if (notifyOnEmpty && inUse.get() == 0 && readAvailIdx() == lastAvail) {
             return true;
         }
         if (!eventIdx) {
