@@ -83,6 +83,10 @@ final class BlkQueueWorker {
                 status = device.readOnly() ? VirtioBlk.S_IOERR : rw(true, sector);
             }
             case VirtioBlk.T_FLUSH -> status = device.flush() ? VirtioBlk.S_OK : VirtioBlk.S_IOERR;
+            case VirtioBlk.T_DISCARD, VirtioBlk.T_WRITE_ZEROES -> {
+                setData(0, HEADER_BYTES, false);
+                status = device.readOnly() ? VirtioBlk.S_IOERR : discardOrZero(type == VirtioBlk.T_WRITE_ZEROES);
+            }
             case VirtioBlk.T_GET_ID -> {
                 written += writeId();
                 status = VirtioBlk.S_OK;
@@ -208,6 +212,61 @@ final class BlkQueueWorker {
             MemorySegment.copy(iov, 16L * first, iov, 0, 16L * (n - first));
         }
         return n - first;
+    }
+
+    /** virtio_blk_discard_write_zeroes: {le64 sector; le32 num_sectors; le32 flags}. */
+    private static final int SEGMENT_BYTES = 16;
+    private static final int WZ_UNMAP = 1;
+
+    /** DISCARD or WRITE_ZEROES: the segments are in the readable data after the header. */
+    private byte discardOrZero(boolean writeZeroes) {
+        long bytes = dataBytes;
+        int maxSegments = writeZeroes ? VirtioBlkDevice.MAX_WRITE_ZEROES_SEG : VirtioBlkDevice.MAX_DISCARD_SEG;
+        long maxSectors = writeZeroes ? VirtioBlkDevice.MAX_WRITE_ZEROES_SECTORS : VirtioBlkDevice.MAX_DISCARD_SECTORS;
+        if (bytes == 0 || bytes % SEGMENT_BYTES != 0 || bytes / SEGMENT_BYTES > maxSegments) {
+            return VirtioBlk.S_UNSUPP;
+        }
+        long lbsSectors = device.logicalBlockSize() / SECTOR;
+        for (long s = 0; s < bytes / SEGMENT_BYTES; s++) {
+            gatherData(s * SEGMENT_BYTES, header, SEGMENT_BYTES); // header is free again: reuse it
+            long sector = header.get(U64, 0);
+            long count = Integer.toUnsignedLong(header.get(U32, 8));
+            int flags = header.get(U32, 12);
+            if ((flags & ~(writeZeroes ? WZ_UNMAP : 0)) != 0) {
+                return VirtioBlk.S_UNSUPP;
+            }
+            if (count > maxSectors || Long.compareUnsigned(sector, device.capacitySectors()) > 0
+                    || count > device.capacitySectors() - sector || sector % lbsSectors != 0 || count % lbsSectors != 0) {
+                return VirtioBlk.S_IOERR;
+            }
+            boolean ok = writeZeroes ? device.writeZeroes(sector * SECTOR, count * SECTOR, (flags & WZ_UNMAP) != 0)
+                    : device.discard(sector * SECTOR, count * SECTOR);
+            if (!ok) {
+                return VirtioBlk.S_IOERR;
+            }
+        }
+        if (writeZeroes && device.writethrough() && !device.flush()) {
+            return VirtioBlk.S_IOERR;
+        }
+        return VirtioBlk.S_OK;
+    }
+
+    /** Copies n bytes of the data part, starting at offset within it, into dst. */
+    private void gatherData(long offset, MemorySegment dst, int n) {
+        int i = dataFirst;
+        long skip = dataFirstSkip + offset;
+        while (i < dataEnd && skip >= chain.length(i)) {
+            skip -= chain.length(i);
+            i++;
+        }
+        int done = 0;
+        while (i < dataEnd && done < n) {
+            int len = (int) Math.min(chain.length(i) - skip, n - done);
+            MemorySegment.copy(chain.region(i), chain.offset(i) + skip, dst, done, len);
+            done += len;
+            skip = 0;
+            i++;
+        }
     }
 
     /** GET_ID: the serial, zero-padded to 20 bytes, as far as the writable space (before status) allows. */

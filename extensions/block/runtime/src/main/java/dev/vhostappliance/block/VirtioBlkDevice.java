@@ -15,6 +15,11 @@ import java.nio.charset.StandardCharsets;
 public final class VirtioBlkDevice implements VirtioDevice {
     private static final int SEG_MAX = 126;
     private static final int SIZE_MAX = 1 << 20;
+    /** Discard / write-zeroes limits, as qemu-storage-daemon's vhost-user-blk export advertises them. */
+    static final int MAX_DISCARD_SECTORS = 32768;
+    static final int MAX_DISCARD_SEG = 1;
+    static final int MAX_WRITE_ZEROES_SECTORS = 32768;
+    static final int MAX_WRITE_ZEROES_SEG = 1;
 
     private final RawFile file;
     private final int numQueues;
@@ -65,6 +70,42 @@ public final class VirtioBlkDevice implements VirtioDevice {
         return file.readOnly || LibC.rawFdatasync(file.fd) == 0;
     }
 
+    /** A zeroed buffer for writing zeroes where the file system cannot punch or zero a range. */
+    private static final java.lang.foreign.MemorySegment ZEROES =
+            java.lang.foreign.Arena.global().allocate(1 << 20, 4096);
+
+    /** DISCARD: punch a hole where the file system can; elsewhere discard is advisory and succeeds. */
+    boolean discard(long offset, long length) {
+        int rc = LibC.rawFallocate(file.fd, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length);
+        return rc == 0 || rc == -dev.vhostappliance.libc.Errno.EOPNOTSUPP;
+    }
+
+    /**
+     * WRITE_ZEROES: the range must read back as zeroes. With UNMAP a hole is punched (reads as zeroes);
+     * otherwise, or where that fails, ZERO_RANGE, and where the file system has neither (tmpfs has no
+     * ZERO_RANGE), plain writes of zeroes.
+     */
+    boolean writeZeroes(long offset, long length, boolean unmap) {
+        if (unmap && LibC.rawFallocate(file.fd, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length) == 0) {
+            return true;
+        }
+        if (LibC.rawFallocate(file.fd, LibC.FALLOC_FL_ZERO_RANGE | LibC.FALLOC_FL_KEEP_SIZE, offset, length) == 0) {
+            return true;
+        }
+        long done = 0;
+        while (done < length) {
+            long n = LibC.rawPwrite(file.fd, ZEROES, Math.min(ZEROES.byteSize(), length - done), offset + done);
+            if (n == -dev.vhostappliance.libc.Errno.EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                return false;
+            }
+            done += n;
+        }
+        return true;
+    }
+
     @Override
     public int virtioId() {
         return VirtioBlk.VIRTIO_ID_BLOCK;
@@ -78,6 +119,8 @@ public final class VirtioBlkDevice implements VirtioDevice {
                 | bit(VirtioBlk.F_CONFIG_WCE) | bit(VirtioBlk.F_MQ);
         if (file.readOnly) {
             f |= bit(VirtioBlk.F_RO);
+        } else {
+            f |= bit(VirtioBlk.F_DISCARD) | bit(VirtioBlk.F_WRITE_ZEROES);
         }
         return f;
     }
@@ -118,6 +161,12 @@ public final class VirtioBlkDevice implements VirtioDevice {
         b.putInt(28, 0); // opt_io_size
         b.put(32, (byte) (writeback ? 1 : 0));
         b.putShort(34, (short) numQueues);
+        b.putInt(36, MAX_DISCARD_SECTORS);
+        b.putInt(40, MAX_DISCARD_SEG);
+        b.putInt(44, logicalBlockSize / SECTOR); // discard_sector_alignment
+        b.putInt(48, MAX_WRITE_ZEROES_SECTORS);
+        b.putInt(52, MAX_WRITE_ZEROES_SEG);
+        b.put(56, (byte) 1); // write_zeroes_may_unmap
         return b.array();
     }
 

@@ -115,6 +115,45 @@ class VirtioBlkDeviceTest {
         }
     }
 
+    private static byte[] segment(long sector, int count, int flags) {
+        return ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(sector).putInt(count).putInt(flags).array();
+    }
+
+    @Test
+    void discardAndWriteZeroes() throws Exception {
+        Path img = image(MIB);
+        byte[] ones = new byte[(int) MIB];
+        Arrays.fill(ones, (byte) 0x5a);
+        Files.write(img, ones);
+        VirtioBlkDevice dev = new VirtioBlkDevice(RawFile.open(img, false), 1, 512, false, null);
+        try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = connect(dev)) {
+            DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
+            assertEquals(1L << VirtioBlk.F_DISCARD, dev.features() & (1L << VirtioBlk.F_DISCARD));
+            // write zeroes without unmap, then with unmap: both read back as zeroes; the rest is untouched
+            assertEquals(VirtioBlk.S_OK, request(q, ram, VirtioBlk.T_WRITE_ZEROES, 0, segment(8, 8, 0), 0).status());
+            assertEquals(VirtioBlk.S_OK, request(q, ram, VirtioBlk.T_WRITE_ZEROES, 0, segment(64, 16, 1), 0).status());
+            byte[] after = Files.readAllBytes(img);
+            assertArrayEquals(new byte[4096], Arrays.copyOfRange(after, 4096, 8192));
+            assertArrayEquals(new byte[8192], Arrays.copyOfRange(after, 32768, 40960));
+            assertEquals(0x5a, after[4095]);
+            assertEquals(0x5a, after[8192]);
+            assertEquals(0x5a, after[40960]);
+            // discard: succeeds (a hole where the file system can punch one)
+            assertEquals(VirtioBlk.S_OK, request(q, ram, VirtioBlk.T_DISCARD, 0, segment(128, 8, 0), 0).status());
+            // bad segments
+            assertEquals(VirtioBlk.S_UNSUPP, request(q, ram, VirtioBlk.T_DISCARD, 0, segment(128, 8, 1), 0).status(), "discard flags");
+            assertEquals(VirtioBlk.S_IOERR, request(q, ram, VirtioBlk.T_DISCARD, 0, segment(2047, 8, 0), 0).status(), "past the end");
+            assertEquals(VirtioBlk.S_IOERR, request(q, ram, VirtioBlk.T_WRITE_ZEROES, 0, segment(0, 40000, 0), 0).status(), "above the limit");
+            assertEquals(VirtioBlk.S_UNSUPP, request(q, ram, VirtioBlk.T_DISCARD, 0, new byte[12], 0).status(), "not a whole segment");
+            byte[] two = new byte[32];
+            System.arraycopy(segment(0, 8, 0), 0, two, 0, 16);
+            System.arraycopy(segment(16, 8, 0), 0, two, 16, 16);
+            assertEquals(VirtioBlk.S_UNSUPP, request(q, ram, VirtioBlk.T_DISCARD, 0, two, 0).status(), "more segments than advertised");
+        } finally {
+            dev.close();
+        }
+    }
+
     @Test
     void readOnlyExportRefusesWrites() throws Exception {
         Path img = image(MIB);
