@@ -1,0 +1,169 @@
+package dev.vhostappliance.app;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.RandomAccessFile;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * End to end under real QEMU (TCG): a Linux guest uses the appliance's vhost-user-blk export; the guest
+ * verifies what it wrote (fio crc32c) and the host checks the image afterwards. Needs qemu-system-x86,
+ * busybox-static, fio, cpio and apt access for the guest kernel (.ci/run installs them). Without them the
+ * tests are skipped, unless VHOST_E2E_REQUIRED=1 (CI), where they fail.
+ */
+class GuestBlockE2EIT {
+    static final Path E2E = PackagingIT.ROOT.resolve("src/test/e2e");
+    static final long IMAGE = 128L << 20;
+    static final long MARKER_AT = 96L << 20;
+    static final long ZEROES_AT = 100L << 20;
+    static final String MARKER = "VHOST-APPLIANCE-E2E-MARKER";
+
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void prerequisites() {
+        List<String> missing = new java.util.ArrayList<>();
+        for (String tool : new String[] {"/usr/bin/qemu-system-x86_64", "/usr/bin/fio", "/bin/busybox", "/usr/bin/cpio",
+                "/usr/sbin/blkdiscard"}) {
+            if (!Files.isExecutable(Path.of(tool))) {
+                missing.add(tool);
+            }
+        }
+        if ("1".equals(System.getenv("VHOST_E2E_REQUIRED"))) {
+            assertTrue(missing.isEmpty(), "guest test prerequisites missing: " + missing);
+        }
+        Assumptions.assumeTrue(missing.isEmpty(), "guest tests skipped, missing " + missing);
+    }
+
+    record GuestRun(String output, int applianceExit) {
+        String line(String prefix) {
+            return output.lines().filter(l -> l.startsWith(prefix)).findFirst()
+                    .orElseThrow(() -> new AssertionError("no line " + prefix + " in:\n" + output));
+        }
+    }
+
+    /** Starts the appliance on a fresh socket, boots the guest with script, stops the appliance (SIGTERM). */
+    private GuestRun boot(Path image, int queues, int smp, String script, String... applianceOptions) throws Exception {
+        Path sock = dir.resolve("blk.sock");
+        Path log = dir.resolve("appliance.log");
+        List<String> cmd = new java.util.ArrayList<>(List.of("block", "--socket-path=" + sock, "--blk-file=" + image,
+                "--num-queues=" + queues));
+        cmd.addAll(List.of(applianceOptions));
+        Process appliance = Appliance.start(Appliance.command(null, cmd.toArray(new String[0])), log);
+        try {
+            assertTrue(Appliance.awaitFile(sock, 30_000), "appliance listening: " + Files.readString(log));
+            Path guestScript = dir.resolve("run.sh");
+            Files.writeString(guestScript, script);
+            Process guest = new ProcessBuilder("bash", E2E.resolve("run-guest.sh").toString(), sock.toString(),
+                    String.valueOf(queues), String.valueOf(smp), guestScript.toString(), "400")
+                    .redirectError(dir.resolve("guest.err").toFile()).start();
+            String out = new String(guest.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(guest.waitFor(420, TimeUnit.SECONDS), "guest finished");
+            assertEquals(0, guest.exitValue(), "guest ran: " + out + Files.readString(dir.resolve("guest.err")));
+            System.out.println(out);
+            appliance.destroy();
+            assertTrue(appliance.waitFor(5, TimeUnit.SECONDS));
+            return new GuestRun(out, appliance.exitValue());
+        } finally {
+            appliance.destroyForcibly();
+        }
+    }
+
+    private Path image() throws Exception {
+        Path img = dir.resolve("disk.img");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.setLength(IMAGE);
+        }
+        return img;
+    }
+
+    private static byte[] read(Path img, long offset, int len) throws Exception {
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "r")) {
+            byte[] b = new byte[len];
+            f.seek(offset);
+            f.readFully(b);
+            return b;
+        }
+    }
+
+    private static String guestScript(int fioJobs, int blockSize) {
+        return String.join("\n",
+                "i=0; while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done",
+                "echo \"DEVICE size=$(cat /sys/block/vda/size) lbs=$(cat /sys/block/vda/queue/logical_block_size)"
+                        + " queues=$(ls /sys/block/vda/mq | wc -l) ro=$(cat /sys/block/vda/ro)\"",
+                "echo none > /sys/block/vda/queue/scheduler",
+                // random writes then read-verify with crc32c, one region per job (one job per queue)
+                "fio --name=verify --filename=/dev/vda --direct=1 --ioengine=libaio --rw=randwrite --bs=" + blockSize
+                        + " --iodepth=16 --numjobs=" + fioJobs + " --size=16m --offset_increment=16m --verify=crc32c"
+                        + " --verify_fatal=1 --group_reporting > /tmp/fio.out 2>&1",
+                "echo \"FIO rc=$?\"",
+                "grep -E 'err=' /tmp/fio.out | head -n 3",
+                // a marker the host checks, made durable with fsync (a FLUSH with the write cache on)
+                "printf '" + MARKER + "' > /tmp/m",
+                "dd if=/tmp/m of=/dev/vda bs=4096 seek=" + (MARKER_AT / 4096) + " conv=sync,fsync 2>/dev/null",
+                "echo \"MARKER rc=$?\"",
+                // random data, then WRITE_ZEROES (BLKZEROOUT) over it: the host must read zeroes
+                "dd if=/dev/urandom of=/dev/vda bs=65536 count=16 seek=" + (ZEROES_AT / 65536) + " conv=fsync 2>/dev/null",
+                "blkdiscard.util-linux -z -o " + ZEROES_AT + " -l 1048576 /dev/vda",
+                "echo \"ZEROOUT rc=$?\"",
+                "blkdiscard.util-linux -o " + (112L << 20) + " -l 1048576 /dev/vda",
+                "echo \"DISCARD rc=$?\"",
+                "");
+    }
+
+    @Test
+    void oneQueueLogicalBlocks512() throws Exception {
+        Path img = image();
+        GuestRun run = boot(img, 1, 1, guestScript(1, 4096));
+        assertEquals("DEVICE size=" + IMAGE / 512 + " lbs=512 queues=1 ro=0", run.line("DEVICE"));
+        checkRun(run, img);
+    }
+
+    @Test
+    void fourQueuesLogicalBlocks4096() throws Exception {
+        Path img = image();
+        GuestRun run = boot(img, 4, 4, guestScript(4, 4096), "--logical-block-size=4096");
+        assertEquals("DEVICE size=" + IMAGE / 512 + " lbs=4096 queues=4 ro=0", run.line("DEVICE"));
+        checkRun(run, img);
+    }
+
+    private static void checkRun(GuestRun run, Path img) throws Exception {
+        assertEquals("FIO rc=0", run.line("FIO"), run.output());
+        assertTrue(run.output().contains("err= 0"), "fio verify reported no error:\n" + run.output());
+        assertEquals("MARKER rc=0", run.line("MARKER"));
+        assertEquals("ZEROOUT rc=0", run.line("ZEROOUT"));
+        assertEquals("DISCARD rc=0", run.line("DISCARD"));
+        assertTrue(run.output().contains("===E2E-END rc=0==="));
+        assertEquals(0, run.applianceExit(), "appliance exit on SIGTERM");
+        assertEquals(MARKER, new String(read(img, MARKER_AT, MARKER.length()), StandardCharsets.US_ASCII),
+                "the guest's flushed write is in the image");
+        assertArrayEquals(new byte[1 << 20], read(img, ZEROES_AT, 1 << 20), "write-zeroes reached the image");
+    }
+
+    @Test
+    void readOnlyExportRefusesWritesAndLeavesTheImageAlone() throws Exception {
+        Path img = image();
+        byte[] before = Files.readAllBytes(img);
+        String script = String.join("\n",
+                "i=0; while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done",
+                "echo \"DEVICE ro=$(cat /sys/block/vda/ro)\"",
+                "dd if=/dev/zero of=/dev/vda bs=4096 count=1 conv=fsync 2>/dev/null; echo \"WRITE rc=$?\"",
+                "dd if=/dev/vda of=/dev/null bs=1048576 count=4 2>/dev/null; echo \"READ rc=$?\"", "");
+        GuestRun run = boot(img, 1, 1, script, "--read-only");
+        assertEquals("DEVICE ro=1", run.line("DEVICE"));
+        assertTrue(!run.line("WRITE").equals("WRITE rc=0"), run.line("WRITE"));
+        assertEquals("READ rc=0", run.line("READ"));
+        assertArrayEquals(before, Files.readAllBytes(img), "image unchanged");
+    }
+}
