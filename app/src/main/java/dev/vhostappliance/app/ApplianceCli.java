@@ -34,6 +34,13 @@ public final class ApplianceCli {
             description = "vhost-user device backends for QEMU: block, input and gpu on one JVM runtime.",
             footer = {"", "Each device also answers to its QEMU program name (vhost-user-blk, vhost-user-input, vhost-user-gpu)",
                     "when the binary is invoked under that name.",
+                    "",
+                    "qemu-storage-daemon mode (vhost-user-blk exports), when no device is named:",
+                    "  vhost-appliance --blockdev driver=file,node-name=disk0,filename=IMG \\",
+                    "      --export type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=SOCK,writable=on",
+                    "  --blockdev DEF (drivers file, null-co, raw; keyval or JSON), --export DEF (vhost-user-blk, addr.type",
+                    "  unix or fd), --object iothread,id=ID, --pidfile PATH; any number of --blockdev/--export.",
+                    "",
                     "Exit status: 0 ok or SIGTERM; 1 start-up failure; 2 usage error."})
     static final class TopCommand implements Runnable {
         @CommandLine.Spec
@@ -67,6 +74,15 @@ public final class ApplianceCli {
                 out.println(Capabilities.json(device.get()));
                 out.flush();
                 return ExitCodes.OK;
+            }
+        }
+
+        // A device's own top-level syntax (qemu-storage-daemon options for block), when no device is named.
+        if (byName.isEmpty() && args.length > 0) {
+            for (VhostDeviceProvider p : DeviceCatalog.all()) {
+                if (p.claimsTopLevel(args[0])) {
+                    return p.runTopLevel(name, args, out, err);
+                }
             }
         }
 

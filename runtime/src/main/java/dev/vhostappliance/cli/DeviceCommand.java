@@ -53,6 +53,10 @@ public abstract class DeviceCommand implements Callable<Integer> {
     /** Builds the device from this command's options; fails early with one clear sentence. */
     protected abstract VirtioDevice createDevice() throws StartupException;
 
+    /** Called once serving ended (or failed to start): release what {@link #createDevice()} opened. */
+    protected void afterServing() {
+    }
+
     @Override
     public Integer call() throws Exception {
         if (printCapabilities) {
@@ -93,6 +97,7 @@ public abstract class DeviceCommand implements Callable<Integer> {
             server.serve(backend::serve);
         } finally {
             device.close();
+            afterServing();
         }
         return ExitCodes.OK;
     }

@@ -24,4 +24,17 @@ public interface VhostDeviceProvider {
 
     /** A fresh picocli command object (annotated with {@code @Command}) that runs this device. */
     Object newCommand();
+
+    /**
+     * Whether a command line with no device that starts with firstArg is this device's own top-level syntax
+     * (the block device takes qemu-storage-daemon's {@code --blockdev ... --export ...}).
+     */
+    default boolean claimsTopLevel(String firstArg) {
+        return false;
+    }
+
+    /** Runs such a command line; returns the exit status. Errors are one line each on err. */
+    default int runTopLevel(String program, String[] args, java.io.PrintStream out, java.io.PrintStream err) {
+        throw new UnsupportedOperationException(type() + " has no top-level syntax");
+    }
 }

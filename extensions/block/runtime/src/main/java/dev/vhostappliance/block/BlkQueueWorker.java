@@ -4,7 +4,6 @@ import static dev.vhostappliance.block.VirtioBlk.HEADER_BYTES;
 import static dev.vhostappliance.block.VirtioBlk.SECTOR;
 
 import dev.vhostappliance.libc.Errno;
-import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.virtqueue.DescriptorChain;
 import dev.vhostappliance.virtqueue.Virtqueue;
 import java.lang.foreign.Arena;
@@ -165,8 +164,8 @@ final class BlkQueueWorker {
             }
             long done = 0;
             while (done < batch) {
-                long rc = write ? LibC.rawPwritev(device.fd(), iov, n, offset + done)
-                        : LibC.rawPreadv(device.fd(), iov, n, offset + done);
+                long rc = write ? device.node().pwritev(iov, n, offset + done)
+                        : device.node().preadv(iov, n, offset + done);
                 if (rc == -Errno.EINTR) {
                     continue;
                 }
@@ -239,8 +238,8 @@ final class BlkQueueWorker {
                     || count > device.capacitySectors() - sector || sector % lbsSectors != 0 || count % lbsSectors != 0) {
                 return VirtioBlk.S_IOERR;
             }
-            boolean ok = writeZeroes ? device.writeZeroes(sector * SECTOR, count * SECTOR, (flags & WZ_UNMAP) != 0)
-                    : device.discard(sector * SECTOR, count * SECTOR);
+            boolean ok = writeZeroes ? device.node().writeZeroes(sector * SECTOR, count * SECTOR, (flags & WZ_UNMAP) != 0)
+                    : device.node().discard(sector * SECTOR, count * SECTOR);
             if (!ok) {
                 return VirtioBlk.S_IOERR;
             }

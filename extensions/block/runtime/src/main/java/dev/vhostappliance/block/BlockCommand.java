@@ -18,7 +18,7 @@ public final class BlockCommand extends DeviceCommand {
     @Option(names = "--read-only", description = "Export read-only (VIRTIO_BLK_F_RO).")
     boolean readOnly;
 
-    @Option(names = "--num-queues", paramLabel = "N", defaultValue = "1", description = "Number of virtqueues (default ${DEFAULT-VALUE}).")
+    @Option(names = "--num-queues", paramLabel = "N", defaultValue = "1", description = "Number of virtqueues, 1 to 1024 (default ${DEFAULT-VALUE}).")
     int numQueues;
 
     @Option(names = "--logical-block-size", paramLabel = "BYTES", defaultValue = "512",
@@ -37,7 +37,7 @@ public final class BlockCommand extends DeviceCommand {
     }
 
     /** Limits as qemu-storage-daemon applies them to vhost-user-blk exports. */
-    static final int MAX_QUEUES = 64;
+    static final int MAX_QUEUES = StorageDaemon.MAX_QUEUES;
     static final int MIN_BLOCK_SIZE = 512;
     static final int MAX_BLOCK_SIZE = 2 * 1024 * 1024;
 
@@ -57,18 +57,21 @@ public final class BlockCommand extends DeviceCommand {
         if (serial != null && serial.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > VirtioBlk.ID_BYTES) {
             throw new StartupException("--serial must be at most " + VirtioBlk.ID_BYTES + " bytes");
         }
-        RawFile file = RawFile.open(blkFile, readOnly);
-        try {
-            if (file.size() < logicalBlockSize) {
-                throw new StartupException("image " + blkFile + " is smaller than one logical block");
-            }
-            return new VirtioBlkDevice(file, numQueues, logicalBlockSize, writethrough, serial);
-        } catch (dev.vhostappliance.libc.NativeCallException e) {
+        FileNode file = FileNode.open("blk-file", blkFile, FileNode.Options.defaults(readOnly));
+        if (file.size() < logicalBlockSize) {
             file.close();
-            throw new StartupException("cannot size image " + blkFile + ": " + e.getMessage());
-        } catch (StartupException e) {
-            file.close();
-            throw e;
+            throw new StartupException("image " + blkFile + " is smaller than one logical block");
+        }
+        node = file;
+        return new VirtioBlkDevice(file, !readOnly, numQueues, logicalBlockSize, writethrough, serial);
+    }
+
+    private BlockNode node;
+
+    @Override
+    protected void afterServing() {
+        if (node != null) {
+            node.close();
         }
     }
 }

@@ -32,4 +32,14 @@ public final class BlockDeviceProvider implements VhostDeviceProvider {
     public Object newCommand() {
         return new BlockCommand();
     }
+
+    @Override
+    public boolean claimsTopLevel(String firstArg) {
+        return dev.vhostappliance.block.qsd.StorageDaemonMode.claims(firstArg);
+    }
+
+    @Override
+    public int runTopLevel(String program, String[] args, java.io.PrintStream out, java.io.PrintStream err) {
+        return StorageDaemon.run(program, args, err);
+    }
 }

@@ -3,7 +3,6 @@ package dev.vhostappliance.block;
 import static dev.vhostappliance.block.VirtioBlk.SECTOR;
 
 import dev.vhostappliance.device.VirtioDevice;
-import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.protocol.ProtocolFeature;
 import dev.vhostappliance.virtqueue.Virtqueue;
 import dev.vhostappliance.virtqueue.VirtioRing;
@@ -11,7 +10,10 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 
-/** virtio-blk over a raw image: features, config space, and one {@link BlkQueueWorker} per queue. */
+/**
+ * virtio-blk over a block node: features, config space, and one {@link BlkQueueWorker} per queue. The node
+ * may be shared with other exports; the device does not close it.
+ */
 public final class VirtioBlkDevice implements VirtioDevice {
     private static final int SEG_MAX = 126;
     private static final int SIZE_MAX = 1 << 20;
@@ -21,7 +23,8 @@ public final class VirtioBlkDevice implements VirtioDevice {
     static final int MAX_WRITE_ZEROES_SECTORS = 32768;
     static final int MAX_WRITE_ZEROES_SEG = 1;
 
-    private final RawFile file;
+    private final BlockNode node;
+    private final boolean readOnly;
     private final int numQueues;
     private final int logicalBlockSize;
     private final boolean writethrough;
@@ -30,24 +33,25 @@ public final class VirtioBlkDevice implements VirtioDevice {
     private final BlkQueueWorker[] workers;
     private volatile boolean writeback;
 
-    VirtioBlkDevice(RawFile file, int numQueues, int logicalBlockSize, boolean writethrough, String serial)
-            throws dev.vhostappliance.libc.NativeCallException {
-        this.file = file;
+    VirtioBlkDevice(BlockNode node, boolean writable, int numQueues, int logicalBlockSize, boolean writethrough,
+            String serial) {
+        this.node = node;
+        this.readOnly = !writable || node.readOnly();
         this.numQueues = numQueues;
         this.logicalBlockSize = logicalBlockSize;
         this.writethrough = writethrough;
         this.writeback = !writethrough;
         this.serial = serial == null ? new byte[0] : serial.getBytes(StandardCharsets.UTF_8);
-        this.capacitySectors = file.size() / logicalBlockSize * logicalBlockSize / SECTOR;
+        this.capacitySectors = node.size() / logicalBlockSize * logicalBlockSize / SECTOR;
         this.workers = new BlkQueueWorker[numQueues];
     }
 
-    int fd() {
-        return file.fd;
+    BlockNode node() {
+        return node;
     }
 
     boolean readOnly() {
-        return file.readOnly;
+        return readOnly;
     }
 
     boolean writethrough() {
@@ -67,43 +71,7 @@ public final class VirtioBlkDevice implements VirtioDevice {
     }
 
     boolean flush() {
-        return file.readOnly || LibC.rawFdatasync(file.fd) == 0;
-    }
-
-    /** A zeroed buffer for writing zeroes where the file system cannot punch or zero a range. */
-    private static final java.lang.foreign.MemorySegment ZEROES =
-            java.lang.foreign.Arena.global().allocate(1 << 20, 4096);
-
-    /** DISCARD: punch a hole where the file system can; elsewhere discard is advisory and succeeds. */
-    boolean discard(long offset, long length) {
-        int rc = LibC.rawFallocate(file.fd, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length);
-        return rc == 0 || rc == -dev.vhostappliance.libc.Errno.EOPNOTSUPP;
-    }
-
-    /**
-     * WRITE_ZEROES: the range must read back as zeroes. With UNMAP a hole is punched (reads as zeroes);
-     * otherwise, or where that fails, ZERO_RANGE, and where the file system has neither (tmpfs has no
-     * ZERO_RANGE), plain writes of zeroes.
-     */
-    boolean writeZeroes(long offset, long length, boolean unmap) {
-        if (unmap && LibC.rawFallocate(file.fd, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length) == 0) {
-            return true;
-        }
-        if (LibC.rawFallocate(file.fd, LibC.FALLOC_FL_ZERO_RANGE | LibC.FALLOC_FL_KEEP_SIZE, offset, length) == 0) {
-            return true;
-        }
-        long done = 0;
-        while (done < length) {
-            long n = LibC.rawPwrite(file.fd, ZEROES, Math.min(ZEROES.byteSize(), length - done), offset + done);
-            if (n == -dev.vhostappliance.libc.Errno.EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                return false;
-            }
-            done += n;
-        }
-        return true;
+        return readOnly || node.flush();
     }
 
     @Override
@@ -117,7 +85,7 @@ public final class VirtioBlkDevice implements VirtioDevice {
                 | VirtioRing.bit(VirtioRing.F_RING_EVENT_IDX) | bit(VirtioBlk.F_SIZE_MAX) | bit(VirtioBlk.F_SEG_MAX)
                 | bit(VirtioBlk.F_BLK_SIZE) | bit(VirtioBlk.F_TOPOLOGY) | bit(VirtioBlk.F_FLUSH)
                 | bit(VirtioBlk.F_CONFIG_WCE) | bit(VirtioBlk.F_MQ);
-        if (file.readOnly) {
+        if (readOnly) {
             f |= bit(VirtioBlk.F_RO);
         } else {
             f |= bit(VirtioBlk.F_DISCARD) | bit(VirtioBlk.F_WRITE_ZEROES);
@@ -196,8 +164,8 @@ public final class VirtioBlkDevice implements VirtioDevice {
         writeback = !writethrough;
     }
 
+    /** The exported node is the graph's (or the command's) to close. */
     @Override
     public void close() {
-        file.close();
     }
 }

@@ -33,6 +33,10 @@ class VirtioBlkDeviceTest {
         return p;
     }
 
+    private static FileNode file(Path img, boolean readOnly) throws Exception {
+        return FileNode.open("test", img, FileNode.Options.defaults(readOnly));
+    }
+
     private static byte[] header(int type, long sector) {
         return ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putInt(type).putInt(0).putLong(sector).array();
     }
@@ -74,7 +78,7 @@ class VirtioBlkDeviceTest {
     @Test
     void writeThenReadBackThroughTheImage() throws Exception {
         Path img = image(MIB);
-        VirtioBlkDevice dev = new VirtioBlkDevice(RawFile.open(img, false), 1, 512, false, "serial-1");
+        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, false), true, 1, 512, false, "serial-1");
         try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = connect(dev)) {
             DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
             byte[] data = new byte[8192];
@@ -93,14 +97,14 @@ class VirtioBlkDeviceTest {
             byte[] serial = ram.read(id.in(), 20);
             assertArrayEquals(Arrays.copyOf("serial-1".getBytes(), 20), serial);
         } finally {
-            dev.close();
+            dev.node().close();
         }
     }
 
     @Test
     void badRequestsGetErrorStatuses() throws Exception {
         Path img = image(MIB);
-        VirtioBlkDevice dev = new VirtioBlkDevice(RawFile.open(img, false), 1, 4096, false, null);
+        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, false), true, 1, 4096, false, null);
         try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = connect(dev)) {
             DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
             assertEquals(VirtioBlk.S_IOERR, request(q, ram, VirtioBlk.T_IN, MIB / 512, null, 4096).status(), "past capacity");
@@ -111,7 +115,7 @@ class VirtioBlkDeviceTest {
             assertEquals(VirtioBlk.S_UNSUPP, request(q, ram, 99, 0, null, 0).status(), "unknown type");
             assertEquals(VirtioBlk.S_OK, request(q, ram, VirtioBlk.T_IN, 0, null, 4096).status(), "a good request still works");
         } finally {
-            dev.close();
+            dev.node().close();
         }
     }
 
@@ -125,7 +129,7 @@ class VirtioBlkDeviceTest {
         byte[] ones = new byte[(int) MIB];
         Arrays.fill(ones, (byte) 0x5a);
         Files.write(img, ones);
-        VirtioBlkDevice dev = new VirtioBlkDevice(RawFile.open(img, false), 1, 512, false, null);
+        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, false), true, 1, 512, false, null);
         try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = connect(dev)) {
             DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
             assertEquals(1L << VirtioBlk.F_DISCARD, dev.features() & (1L << VirtioBlk.F_DISCARD));
@@ -150,14 +154,14 @@ class VirtioBlkDeviceTest {
             System.arraycopy(segment(16, 8, 0), 0, two, 16, 16);
             assertEquals(VirtioBlk.S_UNSUPP, request(q, ram, VirtioBlk.T_DISCARD, 0, two, 0).status(), "more segments than advertised");
         } finally {
-            dev.close();
+            dev.node().close();
         }
     }
 
     @Test
     void readOnlyExportRefusesWrites() throws Exception {
         Path img = image(MIB);
-        VirtioBlkDevice dev = new VirtioBlkDevice(RawFile.open(img, true), 1, 512, false, null);
+        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, true), false, 1, 512, false, null);
         try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = connect(dev)) {
             DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
             assertEquals(1L << VirtioBlk.F_RO, dev.features() & (1L << VirtioBlk.F_RO));
@@ -166,7 +170,7 @@ class VirtioBlkDeviceTest {
             assertEquals(VirtioBlk.S_IOERR, request(q, ram, VirtioBlk.T_OUT, 0, data, 0).status());
             assertArrayEquals(new byte[512], Arrays.copyOf(Files.readAllBytes(img), 512), "image untouched");
         } finally {
-            dev.close();
+            dev.node().close();
         }
     }
 }

@@ -1,0 +1,35 @@
+package dev.vhostappliance.block;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A node of the block graph, qemu-storage-daemon style: a protocol driver ({@code file}, {@code null-co})
+ * possibly under a format ({@code raw}). Exports do their I/O through it; several exports may share one.
+ * The I/O methods take native iovec arrays (guest memory addresses) and return bytes or -errno, so the
+ * request path allocates nothing.
+ */
+interface BlockNode extends AutoCloseable {
+
+    String name();
+
+    /** Size in bytes. */
+    long size();
+
+    boolean readOnly();
+
+    long preadv(MemorySegment iov, int iovcnt, long offset);
+
+    long pwritev(MemorySegment iov, int iovcnt, long offset);
+
+    /** Makes completed writes durable; false on error. */
+    boolean flush();
+
+    /** Deallocates a range (advisory); false on error. */
+    boolean discard(long offset, long length);
+
+    /** Makes a range read back as zeroes; false on error. */
+    boolean writeZeroes(long offset, long length, boolean unmap);
+
+    @Override
+    void close();
+}

@@ -1,0 +1,337 @@
+package dev.vhostappliance.block;
+
+import dev.vhostappliance.block.qsd.KeyValue;
+import dev.vhostappliance.block.qsd.OptionException;
+import dev.vhostappliance.block.qsd.OptionReader;
+import dev.vhostappliance.block.qsd.StorageDaemonMode;
+import dev.vhostappliance.cli.ExitCodes;
+import dev.vhostappliance.cli.StartupException;
+import dev.vhostappliance.libc.LibC;
+import dev.vhostappliance.libc.NativeCallException;
+import dev.vhostappliance.protocol.VhostUserBackend;
+import dev.vhostappliance.server.BackendServer;
+import dev.vhostappliance.server.ShutdownSignals;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.jboss.logging.Logger;
+
+/**
+ * A drop-in for qemu-storage-daemon's vhost-user-blk exports: builds the block graph ({@code file},
+ * {@code null-co}, {@code raw} over a file node), creates every export's socket, writes the pid file, then
+ * serves each export on its own thread until SIGTERM (exit 0). Any option or key it does not support is a
+ * one-line error and exit 1, never silently ignored.
+ */
+public final class StorageDaemon {
+    private static final Logger LOG = Logger.getLogger(StorageDaemon.class);
+    static final long NULL_CO_DEFAULT_SIZE = 1L << 30;
+    static final int MAX_QUEUES = 1024;
+
+    private final Map<String, BlockNode> nodes = new LinkedHashMap<>();
+    private final Set<String> iothreads = new LinkedHashSet<>();
+    private final Set<String> exportIds = new LinkedHashSet<>();
+    /** Read by the SIGTERM handler while set-up may still add to it. */
+    private final List<Export> exports = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private String pidfile;
+    private int pidfileFd = -1;
+    private int autoNames;
+
+    record Export(String id, VirtioBlkDevice device, BackendServer server) {
+    }
+
+    /** Runs the daemon; returns the exit status. Errors are one line on err, prefixed with the program. */
+    public static int run(String program, String[] args, PrintStream err) {
+        StorageDaemon d = new StorageDaemon();
+        AtomicBoolean stopRequested = new AtomicBoolean();
+        ShutdownSignals.onTerminate(() -> {
+            stopRequested.set(true);
+            d.stopAll();
+        });
+        try {
+            d.configure(StorageDaemonMode.split(args), program);
+        } catch (OptionException e) {
+            err.println(program + ": " + e.getMessage());
+            d.close();
+            return ExitCodes.STARTUP_FAILURE;
+        }
+        try {
+            d.writePidfile();
+        } catch (StartupException e) {
+            err.println(program + ": " + e.getMessage());
+            d.close();
+            return ExitCodes.STARTUP_FAILURE;
+        }
+        if (stopRequested.get()) {
+            d.stopAll();
+        }
+        d.serveAll();
+        d.close();
+        return ExitCodes.OK;
+    }
+
+    private void configure(List<StorageDaemonMode.Opt> opts, String program) throws OptionException {
+        for (StorageDaemonMode.Opt o : opts) {
+            try {
+                switch (o.name()) {
+                    case "--object" -> object(KeyValue.parse(o.value(), "qom-type"));
+                    case "--blockdev" -> {
+                        OptionReader r = new OptionReader(KeyValue.parse(o.value(), null));
+                        String name = r.required("node-name");
+                        blockdev(r, name);
+                    }
+                    case "--pidfile" -> pidfile = o.value();
+                    default -> { }
+                }
+            } catch (OptionException e) {
+                throw new OptionException(o.describe() + ": " + e.getMessage());
+            }
+        }
+        // Exports after every node and object exists, in command-line order.
+        for (StorageDaemonMode.Opt o : opts) {
+            if (o.name().equals("--export")) {
+                try {
+                    export(new OptionReader(KeyValue.parse(o.value(), "type")));
+                } catch (OptionException e) {
+                    throw new OptionException(o.describe() + ": " + e.getMessage());
+                }
+            }
+        }
+        if (exports.isEmpty() && nodes.isEmpty()) {
+            throw new OptionException("nothing to do: give --blockdev and --export options (or a device, see --help)");
+        }
+    }
+
+    private void object(Map<String, Object> tree) throws OptionException {
+        OptionReader r = new OptionReader(tree);
+        String type = r.required("qom-type");
+        if (!type.equals("iothread")) {
+            throw new OptionException("object type '" + type + "' is not supported (only iothread)");
+        }
+        String id = r.required("id");
+        // Polling knobs of QEMU's iothread are accepted: our queue threads wait in poll(2) on the kick.
+        r.integer("poll-max-ns", 0, 0, Long.MAX_VALUE);
+        r.integer("poll-grow", 0, 0, Long.MAX_VALUE);
+        r.integer("poll-shrink", 0, 0, Long.MAX_VALUE);
+        r.finish();
+        if (!iothreads.add(id)) {
+            throw new OptionException("attempt to add duplicate property '" + id + "' to object");
+        }
+    }
+
+    /** Creates the node described by r under name (the caller read node-name, if any). */
+    private BlockNode blockdev(OptionReader r, String name) throws OptionException {
+        if (nodes.containsKey(name)) {
+            throw new OptionException("Duplicate nodes with node-name='" + name + "'");
+        }
+        String driver = r.required("driver");
+        boolean readOnly = r.bool("read-only", false);
+        BlockNode node;
+        switch (driver) {
+            case "file", "host_device" -> {
+                String filename = r.required("filename");
+                boolean autoReadOnly = r.bool("auto-read-only", false);
+                String locking = r.string("locking", "auto");
+                if (!Set.of("auto", "on", "off").contains(locking)) {
+                    throw new OptionException("Parameter 'locking' does not accept value '" + locking + "'");
+                }
+                String discard = r.string("discard", "ignore");
+                if (!Set.of("ignore", "off", "unmap", "on").contains(discard)) {
+                    throw new OptionException("Parameter 'discard' does not accept value '" + discard + "'");
+                }
+                String aio = r.string("aio", "threads");
+                if (!Set.of("threads", "native", "io_uring").contains(aio)) {
+                    throw new OptionException("Parameter 'aio' does not accept value '" + aio + "'");
+                }
+                boolean noFlush = false;
+                OptionReader cache = r.child("cache");
+                if (cache != null) {
+                    if (cache.bool("direct", false)) {
+                        throw new OptionException("cache.direct=on is not supported yet");
+                    }
+                    noFlush = cache.bool("no-flush", false);
+                    cache.finish();
+                }
+                r.finish();
+                if (!aio.equals("threads")) {
+                    LOG.infof("node %s: aio=%s accepted; I/O runs as preadv/pwritev on the queue threads", name, aio);
+                }
+                try {
+                    node = FileNode.open(name, Path.of(filename), new FileNode.Options(readOnly, autoReadOnly,
+                            !locking.equals("off"), discard.equals("unmap") || discard.equals("on"), noFlush));
+                } catch (StartupException e) {
+                    throw new OptionException(e.getMessage());
+                }
+            }
+            case "null-co" -> {
+                long size = r.size("size", NULL_CO_DEFAULT_SIZE);
+                boolean readZeroes = r.bool("read-zeroes", false);
+                if (r.integer("latency-ns", 0, 0, Long.MAX_VALUE) != 0) {
+                    throw new OptionException("Parameter 'latency-ns' is not supported");
+                }
+                r.finish();
+                node = new NullNode(name, size, readZeroes, readOnly);
+            }
+            case "raw" -> {
+                BlockNode file;
+                if (r.isObject("file")) {
+                    OptionReader child = r.child("file");
+                    String childName = child.has("node-name") ? child.required("node-name") : "#block" + (autoNames++);
+                    file = blockdev(child, childName);
+                } else {
+                    String ref = r.required("file");
+                    file = nodes.get(ref);
+                    if (file == null) {
+                        throw new OptionException("Cannot find device='' nor node-name='" + ref + "'");
+                    }
+                }
+                if (r.has("offset") || r.has("size")) {
+                    throw new OptionException("raw offset/size are not supported");
+                }
+                r.finish();
+                node = readOnly && !file.readOnly() ? new ReadOnlyNode(name, file) : file;
+            }
+            default -> throw new OptionException("Unknown driver '" + driver + "' (supported: file, null-co, raw)");
+        }
+        nodes.put(name, node);
+        return node;
+    }
+
+    private void export(OptionReader r) throws OptionException {
+        String type = r.required("type");
+        if (!type.equals("vhost-user-blk")) {
+            throw new OptionException("export type '" + type + "' is not supported (only vhost-user-blk)");
+        }
+        String id = r.required("id");
+        if (!exportIds.add(id)) {
+            throw new OptionException("Block export id '" + id + "' is already in use");
+        }
+        String nodeName = r.required("node-name");
+        BlockNode node = nodes.get(nodeName);
+        if (node == null) {
+            throw new OptionException("Cannot find node '" + nodeName + "'");
+        }
+        boolean writable = r.bool("writable", false);
+        boolean writethrough = r.bool("writethrough", false);
+        String iothread = r.string("iothread", null);
+        if (iothread != null && !iothreads.contains(iothread)) {
+            throw new OptionException("Cannot find iothread '" + iothread + "'");
+        }
+        r.bool("fixed-iothread", false);
+        int queues = (int) r.integer("num-queues", 1, 1, MAX_QUEUES);
+        long lbs = r.size("logical-block-size", 512);
+        if (lbs < 512 || lbs > 2 * 1024 * 1024 || Long.bitCount(lbs) != 1) {
+            throw new OptionException("logical-block-size must be a power of two between 512 and 2097152");
+        }
+        OptionReader addr = r.child("addr");
+        if (addr == null) {
+            throw new OptionException("Parameter 'addr' is missing");
+        }
+        String addrType = addr.required("type");
+        String path = null;
+        int fd = -1;
+        switch (addrType) {
+            case "unix" -> path = addr.required("path");
+            case "fd" -> {
+                String str = addr.required("str");
+                try {
+                    fd = Integer.parseInt(str);
+                } catch (NumberFormatException e) {
+                    throw new OptionException("addr.str must be a file descriptor number, is '" + str + "'");
+                }
+            }
+            default -> throw new OptionException("addr.type '" + addrType + "' is not supported (unix or fd)");
+        }
+        addr.finish();
+        r.finish();
+        if (writable && node.readOnly()) {
+            throw new OptionException("Cannot export read-only node '" + nodeName + "' as writable");
+        }
+        if (node.size() < lbs) {
+            throw new OptionException("node '" + nodeName + "' is smaller than one logical block");
+        }
+        VirtioBlkDevice device = new VirtioBlkDevice(node, writable, queues, (int) lbs, writethrough, null);
+        try {
+            BackendServer server = path != null ? BackendServer.listen(Path.of(path)) : BackendServer.inherit(fd);
+            exports.add(new Export(id, device, server));
+        } catch (StartupException e) {
+            throw new OptionException(e.getMessage());
+        }
+    }
+
+    /** Writes the pid once every export listens; locked so two daemons cannot share a pid file. */
+    private void writePidfile() throws StartupException {
+        if (pidfile == null) {
+            return;
+        }
+        try {
+            int fd = LibC.open(pidfile, LibC.O_RDWR | LibC.O_CREAT | LibC.O_CLOEXEC, 0644);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment flock = arena.allocate(32, 8);
+                flock.set(ValueLayout.JAVA_SHORT, 0, (short) 1); // F_WRLCK
+                if (LibC.rawFcntl(fd, LibC.F_OFD_SETLK, flock) < 0) {
+                    LibC.close(fd);
+                    throw new StartupException("Cannot lock pid file '" + pidfile + "': another daemon uses it");
+                }
+                LibC.ftruncate(fd, 0);
+                byte[] pid = (LibC.getpid() + "\n").getBytes(StandardCharsets.US_ASCII);
+                MemorySegment buf = arena.allocateFrom(ValueLayout.JAVA_BYTE, pid);
+                if (LibC.rawPwrite(fd, buf, pid.length, 0) != pid.length) {
+                    LibC.close(fd);
+                    throw new StartupException("Cannot write pid file '" + pidfile + "'");
+                }
+            }
+            pidfileFd = fd;
+        } catch (NativeCallException e) {
+            throw new StartupException("Cannot open pid file '" + pidfile + "': " + e.getMessage());
+        }
+    }
+
+    private void serveAll() {
+        List<Thread> threads = new ArrayList<>();
+        for (Export e : exports) {
+            VhostUserBackend backend = new VhostUserBackend(e.device());
+            threads.add(Thread.ofPlatform().name("export-" + e.id()).start(() -> {
+                try {
+                    e.server().serve(backend::serve);
+                } catch (Exception ex) {
+                    LOG.errorf("export %s failed: %s", e.id(), ex.toString());
+                }
+            }));
+        }
+        for (Thread t : threads) {
+            try {
+                t.join();
+            } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private synchronized void stopAll() {
+        for (Export e : exports) {
+            e.server().stop();
+        }
+    }
+
+    private void close() {
+        for (Export e : exports) {
+            e.server().close();
+            e.device().close();
+        }
+        new LinkedHashSet<>(nodes.values()).forEach(BlockNode::close); // a raw node may be its file node
+        if (pidfileFd >= 0) {
+            LibC.unlink(pidfile);
+            LibC.close(pidfileFd);
+        }
+    }
+}
