@@ -53,14 +53,18 @@ class GuestBlockE2EIT {
         }
     }
 
-    /** Starts the appliance on a fresh socket, boots the guest with script, stops the appliance (SIGTERM). */
+    /** Starts the appliance (block command) on a fresh socket, boots the guest with script, stops it (SIGTERM). */
     private GuestRun boot(Path image, int queues, int smp, String script, String... applianceOptions) throws Exception {
         Path sock = dir.resolve("blk.sock");
-        Path log = dir.resolve("appliance.log");
         List<String> cmd = new java.util.ArrayList<>(List.of("block", "--socket-path=" + sock, "--blk-file=" + image,
                 "--num-queues=" + queues));
         cmd.addAll(List.of(applianceOptions));
-        Process appliance = Appliance.start(Appliance.command(null, cmd.toArray(new String[0])), log);
+        return bootWith(sock, queues, smp, script, cmd);
+    }
+
+    private GuestRun bootWith(Path sock, int queues, int smp, String script, List<String> applianceArgs) throws Exception {
+        Path log = dir.resolve("appliance.log");
+        Process appliance = Appliance.start(Appliance.command(null, applianceArgs.toArray(new String[0])), log);
         try {
             assertTrue(Appliance.awaitFile(sock, 30_000), "appliance listening: " + Files.readString(log));
             Path guestScript = dir.resolve("run.sh");
@@ -149,6 +153,20 @@ class GuestBlockE2EIT {
         assertEquals(MARKER, new String(read(img, MARKER_AT, MARKER.length()), StandardCharsets.US_ASCII),
                 "the guest's flushed write is in the image");
         assertArrayEquals(new byte[1 << 20], read(img, ZEROES_AT, 1 << 20), "write-zeroes reached the image");
+    }
+
+    @Test
+    void storageDaemonCommandLine() throws Exception {
+        Path img = image();
+        Path sock = dir.resolve("qsd.sock");
+        GuestRun run = bootWith(sock, 2, 2, guestScript(2, 4096), List.of(
+                "--blockdev", "{\"driver\":\"file\",\"node-name\":\"disk0\",\"filename\":\"" + img + "\",\"discard\":\"unmap\"}",
+                "--object", "iothread,id=io0",
+                "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=" + sock
+                        + ",writable=on,num-queues=2,iothread=io0",
+                "--pidfile", dir.resolve("qsd.pid").toString()));
+        assertEquals("DEVICE size=" + IMAGE / 512 + " lbs=512 queues=2 ro=0", run.line("DEVICE"));
+        checkRun(run, img);
     }
 
     @Test
