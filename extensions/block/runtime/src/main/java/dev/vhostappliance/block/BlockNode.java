@@ -15,6 +15,11 @@ interface BlockNode extends AutoCloseable {
     /** Size in bytes. */
     long size();
 
+    /** Re-reads the size from the storage (after an image was grown or shrunk) and returns it. */
+    default long refreshSize() {
+        return size();
+    }
+
     boolean readOnly();
 
     long preadv(MemorySegment iov, int iovcnt, long offset);

@@ -26,7 +26,7 @@ final class FileNode implements BlockNode {
     private final boolean readOnly;
     private final boolean unmapOnDiscard;
     private final boolean noFlush;
-    private final long size;
+    private volatile long size;
 
     private FileNode(String name, int fd, boolean readOnly, boolean unmapOnDiscard, boolean noFlush, long size) {
         this.name = name;
@@ -88,6 +88,16 @@ final class FileNode implements BlockNode {
 
     @Override
     public long size() {
+        return size;
+    }
+
+    @Override
+    public long refreshSize() {
+        try {
+            size = LibC.size(fd);
+        } catch (NativeCallException e) {
+            // keep the old size: the file is still there (we hold it open)
+        }
         return size;
     }
 

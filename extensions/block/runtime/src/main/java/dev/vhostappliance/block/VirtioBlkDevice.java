@@ -29,7 +29,8 @@ public final class VirtioBlkDevice implements VirtioDevice {
     private final int logicalBlockSize;
     private final boolean writethrough;
     private final byte[] serial;
-    private final long capacitySectors;
+    private volatile long capacitySectors;
+    private volatile dev.vhostappliance.device.FrontendChannel frontend;
     private final BlkQueueWorker[] workers;
     private volatile boolean writeback;
 
@@ -157,6 +158,28 @@ public final class VirtioBlkDevice implements VirtioDevice {
             return true;
         }
         return false;
+    }
+
+    @Override
+    public void setFrontendChannel(dev.vhostappliance.device.FrontendChannel channel) {
+        frontend = channel;
+    }
+
+    /**
+     * The image was resized: re-read its size and, if the capacity changed, tell the frontend
+     * (VHOST_USER_SLAVE_CONFIG_CHANGE_MSG), which re-reads the config space and lets the guest see it.
+     * Returns the new capacity in 512-byte sectors. (QMP block_resize will call this; issue 7.)
+     */
+    public long refreshCapacity() {
+        long sectors = node.refreshSize() / logicalBlockSize * logicalBlockSize / SECTOR;
+        if (sectors != capacitySectors) {
+            capacitySectors = sectors;
+            dev.vhostappliance.device.FrontendChannel f = frontend;
+            if (f != null && !f.notifyConfigChange()) {
+                org.jboss.logging.Logger.getLogger(VirtioBlkDevice.class).warn("frontend did not take the capacity change");
+            }
+        }
+        return sectors;
     }
 
     @Override

@@ -3,7 +3,13 @@ package dev.vhostappliance.block;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.vhostappliance.libc.LibC;
+import dev.vhostappliance.libc.UnixSockets;
+import dev.vhostappliance.protocol.Message;
+import dev.vhostappliance.protocol.MessageChannel;
+import dev.vhostappliance.protocol.VhostUserRequest;
 import dev.vhostappliance.testing.DriverQueue;
 import dev.vhostappliance.testing.DriverQueue.Buf;
 import dev.vhostappliance.testing.GuestRam;
@@ -156,6 +162,49 @@ class VirtioBlkDeviceTest {
         } finally {
             dev.node().close();
         }
+    }
+
+    @Test
+    void growingTheImageNotifiesTheFrontendAndShowsInTheConfigSpace() throws Exception {
+        Path img = image(MIB);
+        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, false), true, 1, 512, false, null);
+        try (TestFrontend fe = connect(dev)) {
+            fe.negotiate(dev.features());
+            int[] pair = UnixSockets.pair();
+            fe.send(VhostUserRequest.SET_SLAVE_REQ_FD,
+                    Message.VERSION | Message.FLAG_NEED_REPLY, 0, null, pair[1]);
+            assertEquals(0, fe.ack(VhostUserRequest.SET_SLAVE_REQ_FD));
+            LibC.close(pair[1]);
+            assertEquals(MIB / 512, capacity(fe));
+            try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+                f.setLength(3 * MIB);
+            }
+            var refreshed = java.util.concurrent.CompletableFuture.supplyAsync(dev::refreshCapacity);
+            var frontendSide = new MessageChannel(pair[0]);
+            assertTrue(frontendSide.receive());
+            assertEquals(VhostUserRequest.SLAVE_CONFIG_CHANGE_MSG, frontendSide.message().request());
+            frontendSide.message().setHeader(VhostUserRequest.SLAVE_CONFIG_CHANGE_MSG,
+                    Message.VERSION | Message.FLAG_REPLY, 8);
+            frontendSide.message().setU64(0, 0);
+            frontendSide.send();
+            assertEquals(3 * MIB / 512, refreshed.get(5, java.util.concurrent.TimeUnit.SECONDS));
+            assertEquals(3 * MIB / 512, capacity(fe), "GET_CONFIG shows the new capacity");
+            frontendSide.close();
+            LibC.close(pair[0]);
+        } finally {
+            dev.node().close();
+        }
+    }
+
+    private static long capacity(TestFrontend fe) throws Exception {
+        fe.send(VhostUserRequest.GET_CONFIG, Message.VERSION, 12 + 8,
+                m -> {
+                    m.setU32(0, 0);
+                    m.setU32(4, 8);
+                });
+        var r = fe.receive();
+        assertEquals(20, r.size());
+        return r.u64(12);
     }
 
     @Test
