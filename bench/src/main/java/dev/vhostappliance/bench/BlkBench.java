@@ -41,8 +41,8 @@ public final class BlkBench {
                 new LoadGenerator.Workload("4k randwrite QD32", true, true, 4096, 32),
                 new LoadGenerator.Workload("128k seqread QD8", false, false, 131072, 8));
 
-        System.out.println("| node | queues | workload | qsd | appliance | appliance / qsd | qsd p50 / p99 us | appliance p50 / p99 us |");
-        System.out.println("|---|---:|---|---:|---:|---:|---:|---:|");
+        System.out.println("| node | queues | workload | qsd | appliance | appliance / qsd | qsd p50 / p99 us | appliance p50 / p99 us | qsd / appliance CPU % |");
+        System.out.println("|---|---:|---|---:|---:|---:|---:|---:|---:|");
         for (String node : new String[] {"null-co", "file"}) {
             for (int queues : new int[] {1, 2}) {
                 if (!only.isEmpty() && !only.equals(node + "/" + queues)) {
@@ -56,12 +56,21 @@ public final class BlkBench {
                     for (Backend b : backends) {
                         running.add(start(b, dir.resolve(b.label().equals("qsd") ? "qsd" : "vha")));
                     }
+                    if (node.equals("file")) {
+                        // The client and both backends really move data, on every queue, before anything is timed.
+                        ClientCheck.check(lib, dir.resolve("qsd.sock").toString(), queues, dir.resolve("qsd.img"));
+                        ClientCheck.check(lib, dir.resolve("vha.sock").toString(), queues, dir.resolve("vha.img"));
+                    }
                     for (LoadGenerator.Workload w : workloads) {
-                        double[][] sum = new double[2][4];
+                        double[][] sum = new double[2][5];
                         for (int r = 0; r < rounds; r++) {
                             for (int b = 0; b < 2; b++) {
                                 String sock = dir.resolve((b == 0 ? "qsd" : "vha") + ".sock").toString();
+                                long cpu0 = cpuTicks(running.get(b));
+                                long t0 = System.nanoTime();
                                 LoadGenerator.Result res = LoadGenerator.run(lib, sock, queues, w, 0.5, seconds);
+                                double wall = (System.nanoTime() - t0) / 1e9;
+                                sum[b][4] += 100.0 * (cpuTicks(running.get(b)) - cpu0) / 100.0 / wall / rounds;
                                 if (res.errors() > 0) {
                                     throw new IllegalStateException(backends.get(b).label() + " " + w.name() + ": "
                                             + res.errors() + " I/O errors");
@@ -74,12 +83,12 @@ public final class BlkBench {
                         }
                         boolean mb = w.blockSize() > 4096;
                         int metric = mb ? 1 : 0;
-                        System.out.printf("| %s | %d | %s | %.0f %s | %.0f %s | %.2f | %.1f / %.1f | %.1f / %.1f |%n", node,
-                                queues, w.name(), sum[0][metric], mb ? "MB/s" : "IOPS", sum[1][metric],
+                        System.out.printf("| %s | %d | %s | %.0f %s | %.0f %s | %.2f | %.1f / %.1f | %.1f / %.1f | %.0f / %.0f |%n",
+                                node, queues, w.name(), sum[0][metric], mb ? "MB/s" : "IOPS", sum[1][metric],
                                 mb ? "MB/s" : "IOPS", sum[1][metric] / sum[0][metric], sum[0][2], sum[0][3], sum[1][2],
-                                sum[1][3]);
+                                sum[1][3], sum[0][4], sum[1][4]);
                     }
-                    System.out.printf("| %s | %d | RSS after the run | %d MB | %d MB | %.2f | | |%n", node, queues,
+                    System.out.printf("| %s | %d | RSS after the run | %d MB | %d MB | %.2f | | | |%n", node, queues,
                             rssMb(running.get(0)), rssMb(running.get(1)),
                             (double) rssMb(running.get(1)) / Math.max(1, rssMb(running.get(0))));
                 } finally {
@@ -95,6 +104,9 @@ public final class BlkBench {
     private static List<String> qsdArgs(List<String> program, String node, int queues, Path base, boolean isQsd)
             throws IOException {
         List<String> cmd = new ArrayList<>(program);
+        // An iothread for both: that is where QEMU polls adaptively (poll-max-ns), as the appliance's queues do.
+        cmd.add("--object");
+        cmd.add("iothread,id=io0");
         cmd.add("--blockdev");
         if (node.equals("null-co")) {
             cmd.add("driver=null-co,node-name=n0,size=1073741824,read-zeroes=on");
@@ -106,7 +118,7 @@ public final class BlkBench {
             cmd.add("driver=file,node-name=n0,filename=" + img + ",aio=io_uring");
         }
         cmd.add("--export");
-        cmd.add("type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path=" + base + ".sock,writable=on,num-queues="
+        cmd.add("type=vhost-user-blk,id=e0,node-name=n0,addr.type=unix,addr.path=" + base + ".sock,writable=on,iothread=io0,num-queues="
                 + queues);
         return cmd;
     }
@@ -123,6 +135,13 @@ public final class BlkBench {
             throw new IllegalStateException(b.label() + " did not listen: " + Files.readString(Path.of(base + ".log")));
         }
         return p;
+    }
+
+    /** utime + stime of the process, in clock ticks (100 per second on Linux). */
+    private static long cpuTicks(Process p) throws IOException {
+        String stat = Files.readString(Path.of("/proc/" + p.pid() + "/stat"));
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return Long.parseLong(f[11]) + Long.parseLong(f[12]);
     }
 
     private static long rssMb(Process p) throws IOException {

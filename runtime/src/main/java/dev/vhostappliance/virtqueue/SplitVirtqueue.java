@@ -148,6 +148,11 @@ public final class SplitVirtqueue implements Virtqueue {
         return size;
     }
 
+    /** True if the driver published requests not popped yet (worker thread only; cheap: one acquire load). */
+    public boolean hasAvailable() {
+        return !broken && !yieldRequested && (resubmitPos < resubmit.length || readAvailIdx() != lastAvail);
+    }
+
     /** Makes {@link #pop} report EMPTY so the device ends its batch (set by the protocol thread). */
     public void requestYield(boolean on) {
         yieldRequested = on;
