@@ -15,7 +15,7 @@ mkdir -p "$work/launchers"
 
 # jdeps cannot resolve Quarkus' jars (it stops at optional dependencies): this list is kept by hand and
 # checked by the app-image integration tests, which run every launcher.
-modules=java.base,java.logging,java.management,java.naming,java.xml,java.desktop,java.sql,jdk.unsupported,jdk.zipfs
+modules=java.base,java.logging,java.management,java.naming,java.xml,java.desktop,java.sql,jdk.unsupported,jdk.zipfs,jdk.jfr
 "$JAVA_HOME/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
   --compress=zip-6 --output "$work/runtime"
 
