@@ -160,7 +160,7 @@ class GuestBlockE2EIT {
         Path img = image();
         Path sock = dir.resolve("qsd.sock");
         GuestRun run = bootWith(sock, 2, 2, guestScript(2, 4096), List.of(
-                "--blockdev", "{\"driver\":\"file\",\"node-name\":\"disk0\",\"filename\":\"" + img + "\",\"discard\":\"unmap\"}",
+                "--blockdev", "{\"driver\":\"file\",\"node-name\":\"disk0\",\"filename\":\"" + img + "\",\"discard\":\"unmap\",\"cache\":{\"direct\":true}}",
                 "--object", "iothread,id=io0",
                 "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=" + sock
                         + ",writable=on,num-queues=2,iothread=io0",

@@ -89,7 +89,7 @@ class StorageDaemonIT {
     @ValueSource(strings = {
             "--blockdev|driver=file,node-name=d,filename=IMG,frobnicate=on",
             "--blockdev|driver=qcow2,node-name=d,filename=IMG",
-            "--blockdev|driver=file,node-name=d,filename=IMG,cache.direct=on",
+            "--blockdev|driver=file,node-name=d,filename=IMG,cache.writeback=on",
             "--blockdev|driver=file,node-name=d,filename=IMG|--export|type=vhost-user-blk,id=e,node-name=nope,addr.type=unix,addr.path=S",
             "--blockdev|driver=file,node-name=d,filename=IMG,read-only=on|--export|type=vhost-user-blk,id=e,node-name=d,addr.type=unix,addr.path=S,writable=on",
             "--blockdev|driver=file,node-name=d,filename=IMG|--export|type=vhost-user-blk,id=e,node-name=d,addr.type=unix,addr.path=S,num-queues=0",

@@ -29,6 +29,9 @@ final class BlkQueueWorker {
     private final MemorySegment header = arena.allocate(HEADER_BYTES, 8);
     private final MemorySegment iov;
     private final int iovCapacity;
+    /** For O_DIRECT nodes and buffers that are not aligned: allocated once, aligned, reused. */
+    private MemorySegment bounce;
+    private static final int BOUNCE_BYTES = 1 << 20;
     // Data part of the current request, as (buffer index, offset in it) bounds.
     private int dataFirst;
     private long dataFirstSkip;
@@ -145,6 +148,10 @@ final class BlkQueueWorker {
             return VirtioBlk.S_IOERR;
         }
         long offset = sector * SECTOR;
+        int align = device.node().memoryAlignment();
+        if (align > 1 && !dataAligned(align)) {
+            return bounced(write, offset, bytes) ? okAfterWrite(write) : VirtioBlk.S_IOERR;
+        }
         int i = dataFirst;
         long skip = dataFirstSkip;
         while (bytes > 0) {
@@ -169,6 +176,10 @@ final class BlkQueueWorker {
                 if (rc == -Errno.EINTR) {
                     continue;
                 }
+                if (rc == -Errno.EINVAL && align > 1 && done == 0) {
+                    // The kernel wants stricter alignment than we checked: take the bounce path instead.
+                    return bounced(write, offset, bytes) ? okAfterWrite(write) : VirtioBlk.S_IOERR;
+                }
                 if (rc <= 0) {
                     LOG.warnf("%s at %d: %s", write ? "pwritev" : "preadv", offset + done,
                             rc == 0 ? "end of file" : Errno.describe((int) -rc));
@@ -183,10 +194,90 @@ final class BlkQueueWorker {
             offset += batch;
             bytes -= batch;
         }
+        return okAfterWrite(write);
+    }
+
+    private byte okAfterWrite(boolean write) {
         if (write && device.writethrough() && !device.flush()) {
             return VirtioBlk.S_IOERR;
         }
         return VirtioBlk.S_OK;
+    }
+
+    /** True if every data buffer starts and ends on the alignment (lengths then add up aligned too). */
+    private boolean dataAligned(int align) {
+        long skip = dataFirstSkip;
+        for (int i = dataFirst; i < dataEnd; i++) {
+            long len = chain.length(i) - skip - (i == dataEnd - 1 ? dataEndTrim : 0);
+            if (len > 0 && (((chain.address(i) + skip) | len) & (align - 1)) != 0) {
+                return false;
+            }
+            skip = 0;
+        }
+        return true;
+    }
+
+    /**
+     * The data through the bounce buffer, in chunks: guest buffers -> bounce -> pwrite, or pread -> bounce
+     * -> guest buffers. Offsets and lengths are multiples of the logical block size (checked before).
+     */
+    private boolean bounced(boolean write, long offset, long bytes) {
+        if (bounce == null) {
+            bounce = arena.allocate(BOUNCE_BYTES, 4096);
+        }
+        long done = 0;
+        while (done < bytes) {
+            int chunk = (int) Math.min(BOUNCE_BYTES, bytes - done);
+            if (write) {
+                copyData(done, chunk, true);
+            }
+            long moved = 0;
+            while (moved < chunk) {
+                long rc = write ? LibCBounce.pwrite(device.node(), bounce, moved, chunk - moved, offset + done + moved, iov)
+                        : LibCBounce.pread(device.node(), bounce, moved, chunk - moved, offset + done + moved, iov);
+                if (rc == -Errno.EINTR) {
+                    continue;
+                }
+                if (rc <= 0) {
+                    LOG.warnf("bounced %s at %d: %s", write ? "write" : "read", offset + done + moved,
+                            rc == 0 ? "end of file" : Errno.describe((int) -rc));
+                    return false;
+                }
+                moved += rc;
+            }
+            if (!write) {
+                copyData(done, chunk, false);
+            }
+            done += chunk;
+        }
+        return true;
+    }
+
+    /** Copies data bytes [from, from+n) between the guest buffers and the bounce buffer (toBounce: guest -> bounce). */
+    private void copyData(long from, int n, boolean toBounce) {
+        long skip = dataFirstSkip + from;
+        int i = dataFirst;
+        while (i < dataEnd) {
+            long len = chain.length(i) - (i == dataEnd - 1 ? dataEndTrim : 0);
+            if (skip < len) {
+                break;
+            }
+            skip -= len;
+            i++;
+        }
+        int done = 0;
+        while (i < dataEnd && done < n) {
+            long len = chain.length(i) - (i == dataEnd - 1 ? dataEndTrim : 0) - skip;
+            int step = (int) Math.min(len, n - done);
+            if (toBounce) {
+                MemorySegment.copy(chain.region(i), chain.offset(i) + skip, bounce, done, step);
+            } else {
+                MemorySegment.copy(bounce, done, chain.region(i), chain.offset(i) + skip, step);
+            }
+            done += step;
+            skip = 0;
+            i++;
+        }
     }
 
     /** After a short transfer of rc bytes: advance the iovec array past what was done. */

@@ -22,6 +22,14 @@ interface BlockNode extends AutoCloseable {
 
     boolean readOnly();
 
+    /**
+     * Alignment the node needs for the memory of guest buffers (O_DIRECT: 512); 1 when any address works.
+     * Requests with a buffer that is not aligned go through the queue worker's bounce buffer.
+     */
+    default int memoryAlignment() {
+        return 1;
+    }
+
     long preadv(MemorySegment iov, int iovcnt, long offset);
 
     long pwritev(MemorySegment iov, int iovcnt, long offset);

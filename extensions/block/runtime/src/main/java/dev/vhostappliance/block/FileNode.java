@@ -28,7 +28,11 @@ final class FileNode implements BlockNode {
     private final boolean noFlush;
     private volatile long size;
 
-    private FileNode(String name, int fd, boolean readOnly, boolean unmapOnDiscard, boolean noFlush, long size) {
+    private final boolean direct;
+
+    private FileNode(String name, int fd, boolean readOnly, boolean unmapOnDiscard, boolean noFlush, long size,
+            boolean direct) {
+        this.direct = direct;
         this.name = name;
         this.fd = fd;
         this.readOnly = readOnly;
@@ -38,29 +42,35 @@ final class FileNode implements BlockNode {
     }
 
     /** Options of the file driver we support (BlockdevOptionsFile and the common ones). */
-    record Options(boolean readOnly, boolean autoReadOnly, boolean locking, boolean unmapOnDiscard, boolean noFlush) {
+    record Options(boolean readOnly, boolean autoReadOnly, boolean locking, boolean unmapOnDiscard, boolean noFlush,
+            boolean direct) {
         static Options defaults(boolean readOnly) {
-            return new Options(readOnly, false, true, true, false);
+            return new Options(readOnly, false, true, true, false, false);
         }
     }
+
+    /** O_DIRECT's classic alignment for buffer addresses, offsets and lengths. */
+    static final int DIRECT_ALIGNMENT = 512;
 
     static FileNode open(String name, Path path, Options o) throws StartupException {
         boolean readOnly = o.readOnly();
         int fd;
         try {
-            fd = LibC.open(path.toString(), (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC, 0);
+            fd = LibC.open(path.toString(), (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC
+                    | (o.direct() ? LibC.O_DIRECT : 0), 0);
         } catch (NativeCallException e) {
             if (!readOnly && o.autoReadOnly() && (e.errno() == Errno.EACCES || e.errno() == Errno.EPERM || e.errno() == 30)) {
-                return open(name, path, new Options(true, false, o.locking(), o.unmapOnDiscard(), o.noFlush()));
+                return open(name, path, new Options(true, false, o.locking(), o.unmapOnDiscard(), o.noFlush(), o.direct()));
             }
-            throw new StartupException("Could not open '" + path + "': " + Errno.describe(e.errno()));
+            throw new StartupException("Could not open '" + path + "'" + (o.direct() && e.errno() == Errno.EINVAL
+                    ? ": the file system does not support O_DIRECT (cache.direct=on)" : ": " + Errno.describe(e.errno())));
         }
         try {
             if (o.locking()) {
                 lock(fd, readOnly, path);
             }
             long size = LibC.size(fd);
-            return new FileNode(name, fd, readOnly, o.unmapOnDiscard(), o.noFlush(), size);
+            return new FileNode(name, fd, readOnly, o.unmapOnDiscard(), o.noFlush(), size, o.direct());
         } catch (StartupException e) {
             LibC.close(fd);
             throw e;
@@ -89,6 +99,11 @@ final class FileNode implements BlockNode {
     @Override
     public long size() {
         return size;
+    }
+
+    @Override
+    public int memoryAlignment() {
+        return direct ? DIRECT_ALIGNMENT : 1;
     }
 
     @Override

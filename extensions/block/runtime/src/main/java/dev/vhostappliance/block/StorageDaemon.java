@@ -153,11 +153,10 @@ public final class StorageDaemon {
                     throw new OptionException("Parameter 'aio' does not accept value '" + aio + "'");
                 }
                 boolean noFlush = false;
+                boolean direct = false;
                 OptionReader cache = r.child("cache");
                 if (cache != null) {
-                    if (cache.bool("direct", false)) {
-                        throw new OptionException("cache.direct=on is not supported yet");
-                    }
+                    direct = cache.bool("direct", false);
                     noFlush = cache.bool("no-flush", false);
                     cache.finish();
                 }
@@ -167,7 +166,7 @@ public final class StorageDaemon {
                 }
                 try {
                     node = FileNode.open(name, Path.of(filename), new FileNode.Options(readOnly, autoReadOnly,
-                            !locking.equals("off"), discard.equals("unmap") || discard.equals("on"), noFlush));
+                            !locking.equals("off"), discard.equals("unmap") || discard.equals("on"), noFlush, direct));
                 } catch (StartupException e) {
                     throw new OptionException(e.getMessage());
                 }

@@ -125,6 +125,53 @@ class VirtioBlkDeviceTest {
         }
     }
 
+    /** One IN or OUT request whose data buffer starts misalign bytes past a 4 KiB boundary. */
+    private static Done rwAt(DriverQueue q, GuestRam ram, boolean write, long sector, byte[] data, int len, int misalign)
+            throws Exception {
+        long h = ram.alloc(16, 8);
+        ram.write(h, header(write ? VirtioBlk.T_OUT : VirtioBlk.T_IN, sector));
+        long buf = ram.alloc(len + 4096, 4096) + misalign;
+        long status = ram.alloc(1, 1);
+        if (write) {
+            ram.write(buf, data);
+            q.addDirect(new Buf(h, 16, false), new Buf(buf, len, false), new Buf(status, 1, true));
+        } else {
+            q.addDirect(new Buf(h, 16, false), new Buf(buf, len, true), new Buf(status, 1, true));
+        }
+        q.kick();
+        DriverQueue.Used u = q.awaitUsed(5000);
+        assertNotNull(u);
+        return new Done(ram.read(status, 1)[0], u.len(), buf);
+    }
+
+    @Test
+    void directIoWithAlignedAndMisalignedGuestBuffers() throws Exception {
+        Path img = image(4 * MIB);
+        FileNode node = FileNode.open("direct", img, new FileNode.Options(false, false, true, true, false, true));
+        assertEquals(512, node.memoryAlignment());
+        VirtioBlkDevice dev = new VirtioBlkDevice(node, true, 1, 512, false, null);
+        try (GuestRam ram = GuestRam.single(16 * MIB); TestFrontend fe = connect(dev)) {
+            DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
+            Random rnd = new Random(9);
+            // aligned (direct path), misaligned by 8 (bounce), and larger than the bounce buffer (chunked)
+            int[][] cases = {{0, 8192}, {8, 8192}, {100, 512}, {8, (1 << 20) + 4096}};
+            long sector = 16;
+            for (int[] c : cases) {
+                byte[] data = new byte[c[1]];
+                rnd.nextBytes(data);
+                assertEquals(VirtioBlk.S_OK, rwAt(q, ram, true, sector, data, c[1], c[0]).status(), "write " + c[0]);
+                assertArrayEquals(data, Arrays.copyOfRange(Files.readAllBytes(img), (int) sector * 512, (int) sector * 512 + c[1]),
+                        "in the file, misalign " + c[0]);
+                Done r = rwAt(q, ram, false, sector, null, c[1], c[0] == 0 ? 0 : c[0] + 4);
+                assertEquals(VirtioBlk.S_OK, r.status(), "read " + c[0]);
+                assertArrayEquals(data, ram.read(r.in(), c[1]), "read back, misalign " + c[0]);
+                sector += (c[1] + 511) / 512 + 8;
+            }
+        } finally {
+            node.close();
+        }
+    }
+
     private static byte[] segment(long sector, int count, int flags) {
         return ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(sector).putInt(count).putInt(flags).array();
     }
