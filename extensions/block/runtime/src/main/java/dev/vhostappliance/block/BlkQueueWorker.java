@@ -169,27 +169,20 @@ final class BlkQueueWorker {
                 skip = 0;
                 i++;
             }
-            long done = 0;
-            while (done < batch) {
-                long rc = write ? device.node().pwritev(iov, n, offset + done)
-                        : device.node().preadv(iov, n, offset + done);
-                if (rc == -Errno.EINTR) {
-                    continue;
-                }
-                if (rc == -Errno.EINVAL && align > 1 && done == 0) {
-                    // The kernel wants stricter alignment than we checked: take the bounce path instead.
-                    return bounced(write, offset, bytes) ? okAfterWrite(write) : VirtioBlk.S_IOERR;
-                }
-                if (rc <= 0) {
-                    LOG.warnf("%s at %d: %s", write ? "pwritev" : "preadv", offset + done,
-                            rc == 0 ? "end of file" : Errno.describe((int) -rc));
-                    return VirtioBlk.S_IOERR;
-                }
-                done += rc;
-                if (done < batch) {
-                    advance(n, rc);
-                    n = compact(n);
-                }
+            long rc;
+            if (batch >= 2 * SPLIT_MIN) {
+                rc = transferSplit(write, n, offset, batch);
+            } else {
+                rc = transfer(device.node(), write, iov, n, offset, batch);
+            }
+            if (rc == -Errno.EINVAL && align > 1) {
+                // The kernel wants stricter alignment than we checked: take the bounce path instead.
+                return bounced(write, sector * SECTOR, dataBytes) ? okAfterWrite(write) : VirtioBlk.S_IOERR;
+            }
+            if (rc != 0) {
+                LOG.warnf("%s at %d: %s", write ? "pwritev" : "preadv", offset,
+                        rc > 0 ? "end of file" : Errno.describe((int) -rc));
+                return VirtioBlk.S_IOERR;
             }
             offset += batch;
             bytes -= batch;
@@ -280,8 +273,76 @@ final class BlkQueueWorker {
         }
     }
 
+    /** Requests of at least twice this are split between this thread and the queue's I/O helper. */
+    static final long SPLIT_MIN = 64 * 1024;
+    private IoHelper helper;
+
+    /**
+     * Moves len bytes through the n iovecs at iov from/to offset, looping on short transfers (the iovecs
+     * are consumed). Returns 0, -errno, or 1 at an unexpected end of file.
+     */
+    static long transfer(BlockNode node, boolean write, MemorySegment iov, int n, long offset, long len) {
+        long done = 0;
+        while (done < len) {
+            long rc = write ? node.pwritev(iov, n, offset + done) : node.preadv(iov, n, offset + done);
+            if (rc == -Errno.EINTR) {
+                continue;
+            }
+            if (rc < 0) {
+                return rc;
+            }
+            if (rc == 0) {
+                return 1;
+            }
+            done += rc;
+            if (done < len) {
+                advance(iov, n, rc);
+                n = compact(iov, n);
+            }
+        }
+        return 0;
+    }
+
+    /**
+     * A large batch in two halves at once: the upper half (from a logical-block boundary) on the queue's
+     * I/O helper thread, the lower half here, so two cores copy (what io_uring's workers do for qsd).
+     */
+    private long transferSplit(boolean write, int n, long offset, long batch) {
+        if (helper == null) {
+            helper = new IoHelper(device.node(), "vq-io-" + Integer.toHexString(System.identityHashCode(this)));
+        }
+        long half = batch / 2 / device.logicalBlockSize() * device.logicalBlockSize();
+        // find the iovec where the lower half ends; the helper gets the rest (the first entry cut)
+        long acc = 0;
+        int k = 0;
+        while (acc + iov.get(ValueLayout.JAVA_LONG, 16L * k + 8) <= half) {
+            acc += iov.get(ValueLayout.JAVA_LONG, 16L * k + 8);
+            k++;
+        }
+        long cut = half - acc;
+        MemorySegment upper = helper.iov;
+        int m = 0;
+        for (int j = k; j < n; j++) {
+            long base = iov.get(ValueLayout.JAVA_LONG, 16L * j);
+            long len = iov.get(ValueLayout.JAVA_LONG, 16L * j + 8);
+            long skip = j == k ? cut : 0;
+            upper.set(ValueLayout.JAVA_LONG, 16L * m, base + skip);
+            upper.set(ValueLayout.JAVA_LONG, 16L * m + 8, len - skip);
+            m++;
+        }
+        int lowerCount = k;
+        if (cut > 0) {
+            iov.set(ValueLayout.JAVA_LONG, 16L * k + 8, cut);
+            lowerCount = k + 1;
+        }
+        helper.submit(write, m, offset + half, batch - half);
+        long mine = transfer(device.node(), write, iov, lowerCount, offset, half);
+        long theirs = helper.await();
+        return mine != 0 ? mine : theirs;
+    }
+
     /** After a short transfer of rc bytes: advance the iovec array past what was done. */
-    private void advance(int n, long rc) {
+    static void advance(MemorySegment iov, int n, long rc) {
         long left = rc;
         for (int k = 0; k < n && left > 0; k++) {
             long len = iov.get(ValueLayout.JAVA_LONG, 16L * k + 8);
@@ -293,7 +354,7 @@ final class BlkQueueWorker {
     }
 
     /** Drops leading empty iovecs; returns the new count. */
-    private int compact(int n) {
+    static int compact(MemorySegment iov, int n) {
         int first = 0;
         while (first < n && iov.get(ValueLayout.JAVA_LONG, 16L * first + 8) == 0) {
             first++;

@@ -172,6 +172,49 @@ class VirtioBlkDeviceTest {
         }
     }
 
+    @Test
+    void largeRequestsSplitAcrossTwoThreadsMoveEveryByte() throws Exception {
+        Path img = image(4 * MIB);
+        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, false), true, 1, 512, false, null);
+        try (GuestRam ram = GuestRam.single(16 * MIB); TestFrontend fe = connect(dev)) {
+            DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
+            int[][] layouts = {{300 * 1024}, {100 * 1024, 100 * 1024, 100 * 1024}, {7 * 512, 250 * 1024, 43 * 512}};
+            Random rnd = new Random(11);
+            long sector = 8;
+            for (int[] layout : layouts) {
+                int total = Arrays.stream(layout).sum();
+                byte[] data = new byte[total];
+                rnd.nextBytes(data);
+                // write through the given buffer layout
+                long h = ram.alloc(16, 8);
+                ram.write(h, header(VirtioBlk.T_OUT, sector));
+                java.util.List<Buf> bufs = new java.util.ArrayList<>(java.util.List.of(new Buf(h, 16, false)));
+                int at = 0;
+                for (int len : layout) {
+                    long b = ram.alloc(len, 512);
+                    ram.write(b, Arrays.copyOfRange(data, at, at + len));
+                    bufs.add(new Buf(b, len, false));
+                    at += len;
+                }
+                long st = ram.alloc(1, 1);
+                bufs.add(new Buf(st, 1, true));
+                q.addDirect(bufs.toArray(new Buf[0]));
+                q.kick();
+                assertNotNull(q.awaitUsed(5000));
+                assertEquals(VirtioBlk.S_OK, ram.read(st, 1)[0]);
+                byte[] file = Files.readAllBytes(img);
+                assertArrayEquals(data, Arrays.copyOfRange(file, (int) sector * 512, (int) sector * 512 + total));
+                // read it back into one buffer
+                Done r = request(q, ram, VirtioBlk.T_IN, sector, null, total);
+                assertEquals(VirtioBlk.S_OK, r.status());
+                assertArrayEquals(data, ram.read(r.in(), total));
+                sector += total / 512 + 8;
+            }
+        } finally {
+            dev.node().close();
+        }
+    }
+
     private static byte[] segment(long sector, int count, int flags) {
         return ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(sector).putInt(count).putInt(flags).array();
     }
