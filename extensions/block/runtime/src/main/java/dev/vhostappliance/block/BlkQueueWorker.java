@@ -170,7 +170,7 @@ final class BlkQueueWorker {
                 i++;
             }
             long rc;
-            if (batch >= 2 * SPLIT_MIN) {
+            if (batch >= 2 * SPLIT_MIN && device.splitLargeTransfers()) {
                 rc = transferSplit(write, n, offset, batch);
             } else {
                 rc = transfer(device.node(), write, iov, n, offset, batch);

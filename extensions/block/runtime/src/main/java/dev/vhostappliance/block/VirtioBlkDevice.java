@@ -33,6 +33,11 @@ public final class VirtioBlkDevice implements VirtioDevice {
     private volatile dev.vhostappliance.device.FrontendChannel frontend;
     private final BlkQueueWorker[] workers;
     private volatile boolean writeback;
+    /**
+     * Split large transfers across a helper thread only when there are more CPUs than queues: with a queue
+     * per CPU the queues already keep every core busy, and extra spinning threads only compete.
+     */
+    private final boolean splitLargeTransfers;
 
     VirtioBlkDevice(BlockNode node, boolean writable, int numQueues, int logicalBlockSize, boolean writethrough,
             String serial) {
@@ -45,6 +50,7 @@ public final class VirtioBlkDevice implements VirtioDevice {
         this.serial = serial == null ? new byte[0] : serial.getBytes(StandardCharsets.UTF_8);
         this.capacitySectors = node.size() / logicalBlockSize * logicalBlockSize / SECTOR;
         this.workers = new BlkQueueWorker[numQueues];
+        this.splitLargeTransfers = numQueues < Runtime.getRuntime().availableProcessors();
     }
 
     BlockNode node() {
@@ -69,6 +75,10 @@ public final class VirtioBlkDevice implements VirtioDevice {
 
     byte[] serial() {
         return serial;
+    }
+
+    boolean splitLargeTransfers() {
+        return splitLargeTransfers;
     }
 
     boolean flush() {
