@@ -298,6 +298,54 @@ class VirtioBlkDeviceTest {
     }
 
     @Test
+    void malformedRequestsAreAnsweredWithoutStatusOrWithAnErrorAndServingGoesOn() throws Exception {
+        Path img = image(MIB);
+        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, false), true, 1, 512, false, null);
+        try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = connect(dev)) {
+            DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
+            long h = ram.alloc(16, 8);
+            ram.write(h, header(VirtioBlk.T_IN, 0));
+            long data = ram.alloc(512, 512);
+            // no status byte (nothing writable): completed with 0 bytes, nothing written anywhere
+            q.addDirect(new Buf(h, 16, false), new Buf(data, 512, false));
+            q.kick();
+            DriverQueue.Used u = q.awaitUsed(5000);
+            assertNotNull(u);
+            assertEquals(0, u.len());
+            // header shorter than 16 bytes
+            long st = ram.alloc(1, 1);
+            q.addDirect(new Buf(h, 8, false), new Buf(st, 1, true));
+            q.kick();
+            u = q.awaitUsed(5000);
+            assertNotNull(u);
+            assertEquals(0, u.len());
+            // a header split over two buffers is fine (any layout is legal)
+            long h1 = ram.alloc(8, 8);
+            long h2 = ram.alloc(8, 8);
+            byte[] hdr = header(VirtioBlk.T_IN, 2);
+            ram.write(h1, Arrays.copyOfRange(hdr, 0, 8));
+            ram.write(h2, Arrays.copyOfRange(hdr, 8, 16));
+            long in = ram.alloc(512, 512);
+            long st2 = ram.alloc(1, 1);
+            ram.write(st2, new byte[] {(byte) 0xee});
+            q.addDirect(new Buf(h1, 8, false), new Buf(h2, 8, false), new Buf(in, 512, true), new Buf(st2, 1, true));
+            q.kick();
+            u = q.awaitUsed(5000);
+            assertNotNull(u);
+            assertEquals(513, u.len());
+            assertEquals(VirtioBlk.S_OK, ram.read(st2, 1)[0]);
+            // an OUT whose data length is not a multiple of 512: an error status, the image untouched
+            byte[] before = Files.readAllBytes(img);
+            assertEquals(VirtioBlk.S_IOERR, request(q, ram, VirtioBlk.T_OUT, 0, new byte[100], 0).status());
+            assertArrayEquals(before, Files.readAllBytes(img));
+            // still serving
+            assertEquals(VirtioBlk.S_OK, request(q, ram, VirtioBlk.T_FLUSH, 0, null, 0).status());
+        } finally {
+            dev.node().close();
+        }
+    }
+
+    @Test
     void readOnlyExportRefusesWrites() throws Exception {
         Path img = image(MIB);
         VirtioBlkDevice dev = new VirtioBlkDevice(file(img, true), false, 1, 512, false, null);
