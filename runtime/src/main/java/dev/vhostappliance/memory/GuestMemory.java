@@ -24,7 +24,6 @@ public final class GuestMemory implements AutoCloseable {
     /** The mappings of the regions, parallel to {@link #regions}; each retained once by this table. */
     private final List<Mapping> mappings;
     private final java.util.concurrent.atomic.AtomicInteger refs = new java.util.concurrent.atomic.AtomicInteger(1);
-    private volatile boolean closed;
 
     private GuestMemory(List<MemoryRegion> regions, List<Mapping> mappings) {
         this.regions = regions.toArray(new MemoryRegion[0]);
@@ -133,16 +132,12 @@ public final class GuestMemory implements AutoCloseable {
      * (ring tables, indirect descriptor tables) that must be contiguous.
      */
     public MemorySegment sliceGuest(long gpa, long len) {
-        int i = findGuest(gpa);
-        if (i < 0 || len < 0) {
+        int i = findGuestRange(gpa, len);
+        if (i < 0) {
             return null;
         }
         MemoryRegion r = regions[i];
-        long off = gpa - r.guestAddress();
-        if (len > r.size() - off) {
-            return null;
-        }
-        return r.segment().asSlice(off, len);
+        return r.segment().asSlice(gpa - r.guestAddress(), len);
     }
 
     /** The segment for frontend-virtual [uva, uva+len) (SET_VRING_ADDR) if within one region, else null. */
@@ -160,10 +155,6 @@ public final class GuestMemory implements AutoCloseable {
         return null;
     }
 
-    public boolean isClosed() {
-        return closed;
-    }
-
     /** One more user (a request in flight). No allocation: used on the hot path. */
     public void retain() {
         refs.incrementAndGet();
@@ -172,7 +163,6 @@ public final class GuestMemory implements AutoCloseable {
     /** A user is done; the last one releases this table's mappings. */
     public void release() {
         if (refs.decrementAndGet() == 0) {
-            closed = true;
             for (Mapping m : mappings) {
                 m.release();
             }

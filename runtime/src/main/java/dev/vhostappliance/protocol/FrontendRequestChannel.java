@@ -21,9 +21,8 @@ final class FrontendRequestChannel implements FrontendChannel, AutoCloseable {
     @Override
     public synchronized boolean notifyConfigChange() {
         Message m = channel.message();
-        m.buffer.set(Message.U32, 0, VhostUserRequest.SLAVE_CONFIG_CHANGE_MSG);
-        m.buffer.set(Message.U32, 4, Message.VERSION | (replyAck ? Message.FLAG_NEED_REPLY : 0));
-        m.buffer.set(Message.U32, 8, 0);
+        m.setHeader(VhostUserRequest.SLAVE_CONFIG_CHANGE_MSG,
+                Message.VERSION | (replyAck ? Message.FLAG_NEED_REPLY : 0), 0);
         try {
             channel.send();
             if (!replyAck) {

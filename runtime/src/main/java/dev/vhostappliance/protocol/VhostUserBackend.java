@@ -103,7 +103,7 @@ public final class VhostUserBackend {
                     Message m = channel.message();
                     LOG.warnf("%s: %s", VhostUserRequest.name(m.request()), e.getMessage());
                     m.closeFds();
-                    replyFailure(m);
+                    acknowledge(m, false);
                     continue;
                 }
                 dispatch(channel.message());
@@ -138,27 +138,22 @@ public final class VhostUserBackend {
             if (outcome.error != null) {
                 LOG.warnf("%s refused: %s", VhostUserRequest.name(request), outcome.error);
             }
-            if (outcome == Outcome.REPLIED) {
-                return;
-            }
-            if (expectsReply(request)) {
-                // A GET-type request that failed: a zero-length payload tells the frontend (it never hangs).
-                m.beginReply(0);
-                channel.send();
-            } else if (m.needsReply() && protocolFeature(ProtocolFeature.REPLY_ACK)) {
-                m.beginReply(8);
-                m.putU64(0, outcome.error == null ? 0 : 1);
-                channel.send();
+            if (outcome != Outcome.REPLIED) {
+                acknowledge(m, outcome.error == null);
             }
         }
 
-        private void replyFailure(Message m) throws NativeCallException {
+        /**
+         * The reply a handler did not send itself: for a GET-type request (which only gets here when it
+         * failed) a zero-length payload, so the frontend never hangs; otherwise the REPLY_ACK u64 if asked.
+         */
+        private void acknowledge(Message m, boolean ok) throws NativeCallException {
             if (expectsReply(m.request())) {
                 m.beginReply(0);
                 channel.send();
             } else if (m.needsReply() && protocolFeature(ProtocolFeature.REPLY_ACK)) {
                 m.beginReply(8);
-                m.putU64(0, 1);
+                m.putU64(0, ok ? 0 : 1);
                 channel.send();
             }
         }
@@ -403,13 +398,17 @@ public final class VhostUserBackend {
             return index < vrings.length ? vrings[(int) index] : null;
         }
 
+        private Outcome noSuchVring(long index) {
+            return Outcome.fail("vring index " + index + " >= " + vrings.length);
+        }
+
         private Outcome setVringNum(Message m) {
             if (!expect(m, 8, 0)) {
                 return Outcome.badSize(m);
             }
             Vring v = vring(m);
             if (v == null) {
-                return Outcome.fail("vring index " + Integer.toUnsignedString(m.u32(0)) + " >= " + vrings.length);
+                return noSuchVring(Integer.toUnsignedLong(m.u32(0)));
             }
             int num = m.u32(4);
             int max = Math.min(VirtioRing.MAX_QUEUE_SIZE, device.maxQueueSize());
@@ -432,7 +431,7 @@ public final class VhostUserBackend {
             }
             Vring v = vring(m);
             if (v == null) {
-                return Outcome.fail("vring index " + Integer.toUnsignedString(m.u32(0)) + " >= " + vrings.length);
+                return noSuchVring(Integer.toUnsignedLong(m.u32(0)));
             }
             if (v.num == 0) {
                 return Outcome.fail("vring " + v.index + " addresses before its size");
@@ -480,7 +479,7 @@ public final class VhostUserBackend {
             }
             Vring v = vring(m);
             if (v == null) {
-                return Outcome.fail("vring index " + Integer.toUnsignedString(m.u32(0)) + " >= " + vrings.length);
+                return noSuchVring(Integer.toUnsignedLong(m.u32(0)));
             }
             if (v.started()) {
                 return Outcome.fail("vring " + v.index + " is running");
@@ -495,7 +494,7 @@ public final class VhostUserBackend {
             }
             Vring v = vring(m);
             if (v == null) {
-                return Outcome.fail("vring index " + Integer.toUnsignedString(m.u32(0)) + " >= " + vrings.length);
+                return noSuchVring(Integer.toUnsignedLong(m.u32(0)));
             }
             stopRing(v, true);
             m.beginReply(8);
@@ -508,9 +507,7 @@ public final class VhostUserBackend {
         /** Stops the ring's worker (if any), records where it stopped, and drops its kick and call fds. */
         private void stopRing(Vring v, boolean drain) {
             if (v.worker != null) {
-                v.worker.stop(drain);
-                v.base = v.worker.queue().lastAvailIndex();
-                v.worker = null;
+                stopWorker(v, drain);
             }
             LibC.close(v.kickFd);
             LibC.close(v.callFd);
@@ -533,7 +530,7 @@ public final class VhostUserBackend {
                 return Outcome.fail((nofd ? "no fd expected" : "one fd expected") + ", got " + m.fdCount());
             }
             if (index >= vrings.length) {
-                return Outcome.fail("vring index " + index + " >= " + vrings.length);
+                return noSuchVring(index);
             }
             Vring v = vrings[(int) index];
             int fd = nofd ? -1 : m.takeFd(0);
@@ -544,7 +541,7 @@ public final class VhostUserBackend {
             switch (m.request()) {
                 case VhostUserRequest.SET_VRING_KICK -> {
                     if (v.started()) {
-                        stopWorkerKeepingFds(v);
+                        stopWorker(v, true);
                     }
                     LibC.close(v.kickFd);
                     v.kickFd = fd;
@@ -576,8 +573,9 @@ public final class VhostUserBackend {
             }
         }
 
-        private void stopWorkerKeepingFds(Vring v) {
-            v.worker.stop(true);
+        /** Stops the worker and records where the ring stopped; the ring's fds stay. */
+        private void stopWorker(Vring v, boolean drain) {
+            v.worker.stop(drain);
             v.base = v.worker.queue().lastAvailIndex();
             v.worker = null;
         }
@@ -610,7 +608,7 @@ public final class VhostUserBackend {
             }
             Vring v = vring(m);
             if (v == null) {
-                return Outcome.fail("vring index " + Integer.toUnsignedString(m.u32(0)) + " >= " + vrings.length);
+                return noSuchVring(Integer.toUnsignedLong(m.u32(0)));
             }
             if ((ackedFeatures & bit(ProtocolFeature.F_PROTOCOL_FEATURES)) == 0) {
                 return Outcome.fail("SET_VRING_ENABLE without VHOST_USER_F_PROTOCOL_FEATURES");

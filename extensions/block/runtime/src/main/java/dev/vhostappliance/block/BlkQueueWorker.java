@@ -222,7 +222,7 @@ final class BlkQueueWorker {
         while (done < bytes) {
             int chunk = (int) Math.min(BOUNCE_BYTES, bytes - done);
             if (write) {
-                copyData(done, chunk, true);
+                copyData(done, chunk, bounce, true);
             }
             long moved = 0;
             while (moved < chunk) {
@@ -239,15 +239,15 @@ final class BlkQueueWorker {
                 moved += rc;
             }
             if (!write) {
-                copyData(done, chunk, false);
+                copyData(done, chunk, bounce, false);
             }
             done += chunk;
         }
         return true;
     }
 
-    /** Copies data bytes [from, from+n) between the guest buffers and the bounce buffer (toBounce: guest -> bounce). */
-    private void copyData(long from, int n, boolean toBounce) {
+    /** Copies data bytes [from, from+n) between the guest buffers and other (toOther: guest -> other). */
+    private void copyData(long from, int n, MemorySegment other, boolean toOther) {
         long skip = dataFirstSkip + from;
         int i = dataFirst;
         while (i < dataEnd) {
@@ -262,10 +262,10 @@ final class BlkQueueWorker {
         while (i < dataEnd && done < n) {
             long len = chain.length(i) - (i == dataEnd - 1 ? dataEndTrim : 0) - skip;
             int step = (int) Math.min(len, n - done);
-            if (toBounce) {
-                MemorySegment.copy(chain.region(i), chain.offset(i) + skip, bounce, done, step);
+            if (toOther) {
+                MemorySegment.copy(chain.region(i), chain.offset(i) + skip, other, done, step);
             } else {
-                MemorySegment.copy(bounce, done, chain.region(i), chain.offset(i) + skip, step);
+                MemorySegment.copy(other, done, chain.region(i), chain.offset(i) + skip, step);
             }
             done += step;
             skip = 0;
@@ -379,7 +379,7 @@ final class BlkQueueWorker {
         }
         long lbsSectors = device.logicalBlockSize() / SECTOR;
         for (long s = 0; s < bytes / SEGMENT_BYTES; s++) {
-            gatherData(s * SEGMENT_BYTES, header, SEGMENT_BYTES); // header is free again: reuse it
+            copyData(s * SEGMENT_BYTES, SEGMENT_BYTES, header, true); // header is free again: reuse it
             long sector = header.get(U64, 0);
             long count = Integer.toUnsignedLong(header.get(U32, 8));
             int flags = header.get(U32, 12);
@@ -400,24 +400,6 @@ final class BlkQueueWorker {
             return VirtioBlk.S_IOERR;
         }
         return VirtioBlk.S_OK;
-    }
-
-    /** Copies n bytes of the data part, starting at offset within it, into dst. */
-    private void gatherData(long offset, MemorySegment dst, int n) {
-        int i = dataFirst;
-        long skip = dataFirstSkip + offset;
-        while (i < dataEnd && skip >= chain.length(i)) {
-            skip -= chain.length(i);
-            i++;
-        }
-        int done = 0;
-        while (i < dataEnd && done < n) {
-            int len = (int) Math.min(chain.length(i) - skip, n - done);
-            MemorySegment.copy(chain.region(i), chain.offset(i) + skip, dst, done, len);
-            done += len;
-            skip = 0;
-            i++;
-        }
     }
 
     /** GET_ID: the serial, zero-padded to 20 bytes, as far as the writable space (before status) allows. */

@@ -2,11 +2,11 @@ package dev.vhostappliance.block;
 
 import dev.vhostappliance.cli.StartupException;
 import dev.vhostappliance.libc.Errno;
+import dev.vhostappliance.libc.FileLocks;
 import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.libc.NativeCallException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 
 /**
@@ -14,10 +14,6 @@ import java.nio.file.Path;
  * does (an OFD lock, shared for read-only, exclusive for writable), so two writers never share an image.
  */
 final class FileNode implements BlockNode {
-    /** struct flock: short l_type; short l_whence; off_t l_start; off_t l_len; pid_t l_pid. */
-    private static final int FLOCK_SIZE = 32;
-    private static final short F_RDLCK = 0;
-    private static final short F_WRLCK = 1;
     /** A zeroed buffer for writing zeroes where the file system can neither punch nor zero a range. */
     private static final MemorySegment ZEROES = Arena.global().allocate(1 << 20, 4096);
 
@@ -81,13 +77,9 @@ final class FileNode implements BlockNode {
     }
 
     private static void lock(int fd, boolean readOnly, Path path) throws StartupException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment flock = arena.allocate(FLOCK_SIZE, 8);
-            flock.set(ValueLayout.JAVA_SHORT, 0, readOnly ? F_RDLCK : F_WRLCK);
-            if (LibC.rawFcntl(fd, LibC.F_OFD_SETLK, flock) < 0) {
-                throw new StartupException("Failed to get " + (readOnly ? "shared" : "exclusive")
-                        + " \"write\" lock: image " + path + " is in use by another process");
-            }
+        if (!FileLocks.tryLock(fd, !readOnly)) {
+            throw new StartupException("Failed to get " + (readOnly ? "shared" : "exclusive")
+                    + " \"write\" lock: image " + path + " is in use by another process");
         }
     }
 

@@ -6,6 +6,7 @@ import dev.vhostappliance.block.qsd.OptionReader;
 import dev.vhostappliance.block.qsd.StorageDaemonMode;
 import dev.vhostappliance.cli.ExitCodes;
 import dev.vhostappliance.cli.StartupException;
+import dev.vhostappliance.libc.FileLocks;
 import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.libc.NativeCallException;
 import dev.vhostappliance.protocol.VhostUserBackend;
@@ -274,13 +275,11 @@ public final class StorageDaemon {
         }
         try {
             int fd = LibC.open(pidfile, LibC.O_RDWR | LibC.O_CREAT | LibC.O_CLOEXEC, 0644);
+            if (!FileLocks.tryLock(fd, true)) {
+                LibC.close(fd);
+                throw new StartupException("Cannot lock pid file '" + pidfile + "': another daemon uses it");
+            }
             try (Arena arena = Arena.ofConfined()) {
-                MemorySegment flock = arena.allocate(32, 8);
-                flock.set(ValueLayout.JAVA_SHORT, 0, (short) 1); // F_WRLCK
-                if (LibC.rawFcntl(fd, LibC.F_OFD_SETLK, flock) < 0) {
-                    LibC.close(fd);
-                    throw new StartupException("Cannot lock pid file '" + pidfile + "': another daemon uses it");
-                }
                 LibC.ftruncate(fd, 0);
                 byte[] pid = (LibC.getpid() + "\n").getBytes(StandardCharsets.US_ASCII);
                 MemorySegment buf = arena.allocateFrom(ValueLayout.JAVA_BYTE, pid);
