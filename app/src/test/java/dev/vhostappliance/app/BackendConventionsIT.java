@@ -113,7 +113,11 @@ class BackendConventionsIT {
     }
 
     private Path image() throws Exception {
-        Path img = dir.resolve("disk.img");
+        return image("disk.img");
+    }
+
+    private Path image(String name) throws Exception {
+        Path img = dir.resolve(name);
         try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
             f.setLength(16 << 20);
         }
@@ -152,21 +156,13 @@ class BackendConventionsIT {
             }
             assertTrue(second.isAlive(), "restart over the stale socket: " + Files.readString(dir.resolve("e2")));
             // ...and a third instance on the now live socket is refused (image lock or live socket).
-            Appliance.Result third = Appliance.run("block", "--socket-path=" + sock, "--blk-file=" + image2());
+            Appliance.Result third = Appliance.run("block", "--socket-path=" + sock, "--blk-file=" + image("disk2.img"));
             assertEquals(1, third.exit());
             assertTrue(third.err().contains("in use"), third.err());
         } finally {
             second.destroy();
             second.waitFor(5, TimeUnit.SECONDS);
         }
-    }
-
-    private Path image2() throws Exception {
-        Path img = dir.resolve("disk2.img");
-        try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
-            f.setLength(16 << 20);
-        }
-        return img;
     }
 
     /** python3 plays libvirt: it creates the socket and passes it as an inherited fd. */

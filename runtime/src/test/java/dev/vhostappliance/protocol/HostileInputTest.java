@@ -75,6 +75,16 @@ class HostileInputTest {
         q.kick();
     }
 
+    /** A 2-entry indirect table at t whose second entry leads back to the first, as request 0 of q. */
+    private static void loopingIndirectTable(GuestRam ram, DriverQueue q, long t) {
+        long b = ram.alloc(64, 8);
+        MemorySegment table = ram.at(t, 32);
+        q.writeDesc(table, 0, b, 8, 1, 1);
+        q.writeDesc(table, 1, b, 8, 1, 0);
+        q.writeDesc(q.descTable(), 0, t, 32, 4, 0);
+        publishRaw(q, 0);
+    }
+
     static Stream<Arguments> cases() {
         return Stream.of(
                 protocol("payload larger than any message", (fe, ram, q) -> {
@@ -278,13 +288,7 @@ class HostileInputTest {
                     publishRaw(q[0], 0);
                 }),
                 ring("indirect table that loops", (fe, ram, q) -> {
-                    long t = ram.alloc(32, 16);
-                    long b = ram.alloc(64, 8);
-                    MemorySegment table = ram.at(t, 32);
-                    q[0].writeDesc(table, 0, b, 8, 1, 1);
-                    q[0].writeDesc(table, 1, b, 8, 1, 0);
-                    q[0].writeDesc(q[0].descTable(), 0, t, 32, 4, 0);
-                    publishRaw(q[0], 0);
+                    loopingIndirectTable(ram, q[0], ram.alloc(32, 16));
                 }),
                 ring("INDIRECT together with NEXT", (fe, ram, q) -> {
                     long t = ram.alloc(32, 16);
@@ -292,13 +296,7 @@ class HostileInputTest {
                     publishRaw(q[0], 0);
                 }),
                 ring("misaligned indirect table", (fe, ram, q) -> {
-                    long t = ram.alloc(64, 16) + 3; // unaligned reads are fine, but this one loops
-                    long b = ram.alloc(64, 8);
-                    MemorySegment table = ram.at(t, 32);
-                    q[0].writeDesc(table, 0, b, 8, 1, 1);
-                    q[0].writeDesc(table, 1, b, 8, 1, 0);
-                    q[0].writeDesc(q[0].descTable(), 0, t, 32, 4, 0);
-                    publishRaw(q[0], 0);
+                    loopingIndirectTable(ram, q[0], ram.alloc(64, 16) + 3); // unaligned reads are fine; it loops
                 }));
     }
 

@@ -47,9 +47,7 @@ class VhostUserBackendTest {
     void directAndIndirectChainsAreServedInPlace(boolean indirect) throws Exception {
         EchoDevice dev = new EchoDevice(1);
         try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = TestFrontend.connect(dev)) {
-            fe.negotiate(EchoDevice.FEATURES);
-            assertEquals(0, fe.setMemTable(ram));
-            DriverQueue q = fe.startQueue(ram, 0, 64);
+            DriverQueue q = fe.ready(ram, EchoDevice.FEATURES, 1, 64)[0];
             byte[] data = pattern(3000, 1);
             long in1 = ram.alloc(1000, 8);
             long in2 = ram.alloc(2000, 8);
@@ -78,9 +76,7 @@ class VhostUserBackendTest {
         // Two regions adjacent in guest-physical space (as hot-plugged DIMMs can be), separate memfds.
         try (GuestRam ram = new GuestRam(new long[] {0, 2 * MIB}, new long[] {2 * MIB, 2 * MIB});
                 TestFrontend fe = TestFrontend.connect(dev)) {
-            fe.negotiate(EchoDevice.FEATURES);
-            assertEquals(0, fe.setMemTable(ram));
-            DriverQueue q = fe.startQueue(ram, 0, 16);
+            DriverQueue q = fe.ready(ram, EchoDevice.FEATURES, 1, 16)[0];
             long in = 2 * MIB - 100; // 100 bytes in region 0, 100 in region 1
             byte[] data = pattern(200, 2);
             ram.write(in - 0, java.util.Arrays.copyOfRange(data, 0, 100));
@@ -107,10 +103,8 @@ class VhostUserBackendTest {
         long features = eventIdx ? EchoDevice.FEATURES
                 : EchoDevice.FEATURES & ~VirtioRing.bit(VirtioRing.F_RING_EVENT_IDX);
         try (GuestRam ram = GuestRam.single(8 * MIB); TestFrontend fe = TestFrontend.connect(dev)) {
-            fe.negotiate(features);
-            assertEquals(0, fe.setMemTable(ram));
             int size = 32;
-            DriverQueue q = fe.startQueue(ram, 0, size);
+            DriverQueue q = fe.ready(ram, features, 1, size)[0];
             long buf = ram.alloc(64L * size, 8);
             Random rnd = new Random(3);
             int total = 20_000;
@@ -159,9 +153,7 @@ class VhostUserBackendTest {
     void getVringBaseReturnsTheNextAvailIndexAndStopsTheRing() throws Exception {
         EchoDevice dev = new EchoDevice(1);
         try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = TestFrontend.connect(dev)) {
-            fe.negotiate(EchoDevice.FEATURES);
-            assertEquals(0, fe.setMemTable(ram));
-            DriverQueue q = fe.startQueue(ram, 0, 8);
+            DriverQueue q = fe.ready(ram, EchoDevice.FEATURES, 1, 8)[0];
             long b = ram.alloc(64, 8);
             for (int i = 0; i < 21; i++) { // wraps the 8-entry ring several times
                 q.addDirect(new Buf(b, 8, false), new Buf(b + 32, 8, true));
@@ -181,9 +173,7 @@ class VhostUserBackendTest {
     void memoryTableChangeDuringTrafficLosesNothing() throws Exception {
         EchoDevice dev = new EchoDevice(1);
         try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = TestFrontend.connect(dev)) {
-            fe.negotiate(EchoDevice.FEATURES);
-            assertEquals(0, fe.setMemTable(ram));
-            DriverQueue q = fe.startQueue(ram, 0, 64);
+            DriverQueue q = fe.ready(ram, EchoDevice.FEATURES, 1, 64)[0];
             long b = ram.alloc(64 * 64, 8);
             int submitted = 0;
             int completed = 0;
