@@ -56,6 +56,10 @@ public interface VirtioDevice {
     default void setFrontendChannel(FrontendChannel channel) {
     }
 
+    /** Called once by the core: how the device gets a queue served when work arrives from outside the guest. */
+    default void setQueueWaker(QueueWaker waker) {
+    }
+
     /** The process is ending: release files, locks, memory. */
     default void close() {
     }

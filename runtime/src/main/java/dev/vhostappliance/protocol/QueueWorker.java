@@ -38,6 +38,9 @@ final class QueueWorker implements Runnable {
     private volatile int kickFd;
     private volatile boolean enabled;
     private volatile boolean stopping;
+    /** Guards the control fd against a wake-up from a device thread racing its close (the number may be reused). */
+    private final Object controlLock = new Object();
+    private boolean controlClosed;
 
     QueueWorker(VirtioDevice device, int index, SplitVirtqueue queue, int kickFd, boolean enabled)
             throws NativeCallException {
@@ -77,10 +80,12 @@ final class QueueWorker implements Runnable {
         poke();
     }
 
-    private void poke() {
-        // A control wake-up makes the worker run the queue: nothing is missed across pause/enable.
-        if (!stopping) {
-            control.poke();
+    /** Makes the worker run the queue once more; from any thread. Nothing is missed across pause/enable. */
+    void poke() {
+        synchronized (controlLock) {
+            if (!stopping && !controlClosed) {
+                control.poke();
+            }
         }
     }
 
@@ -102,7 +107,10 @@ final class QueueWorker implements Runnable {
             Thread.currentThread().interrupt();
         }
         queue.stop(drain ? DRAIN_MILLIS : 0);
-        control.close();
+        synchronized (controlLock) {
+            controlClosed = true;
+            control.close();
+        }
     }
 
     @Override

@@ -45,6 +45,21 @@ public final class VhostUserBackend {
         this.device = device;
         this.offeredFeatures = device.features() | bit(ProtocolFeature.F_PROTOCOL_FEATURES);
         this.offeredProtocolFeatures = CORE_PROTOCOL_FEATURES | (device.protocolFeatures() & bit(ProtocolFeature.CONFIG));
+        device.setQueueWaker(this::wakeQueue);
+    }
+
+    /** The connection being served, for {@link #wakeQueue} on device threads. */
+    private volatile Session current;
+
+    /** {@link dev.vhostappliance.device.QueueWaker}: pokes the queue's worker if the queue is running. */
+    private void wakeQueue(int queueIndex) {
+        Session s = current;
+        if (s != null && queueIndex >= 0 && queueIndex < s.vrings.length) {
+            QueueWorker w = s.vrings[queueIndex].worker;
+            if (w != null) {
+                w.poke();
+            }
+        }
     }
 
     public long offeredFeatures() {
@@ -58,7 +73,10 @@ public final class VhostUserBackend {
     /** Serves one frontend on fd until it disconnects or stop is signalled; releases everything after. */
     public void serve(int fd, Wakeup stop) throws Exception {
         try (Session session = new Session(fd)) {
+            current = session;
             session.run(stop);
+        } finally {
+            current = null;
         }
     }
 

@@ -20,7 +20,8 @@ final class Vring {
     int callFd = -1;
     int errFd = -1;
     boolean enabled;
-    QueueWorker worker;
+    /** Written by the protocol thread, read by {@link VhostUserBackend#wakeQueue} from device threads. */
+    volatile QueueWorker worker;
 
     Vring(int index) {
         this.index = index;

@@ -103,4 +103,26 @@ public final class DescriptorChain {
     public long offset(int i) {
         return offsets[i];
     }
+
+    /** Copies the first n device-readable bytes (a header may span buffers) into dst; returns how many there were. */
+    public int gather(MemorySegment dst, int n) {
+        int done = 0;
+        for (int i = 0; i < readableCount && done < n; i++) {
+            int len = Math.min(lengths[i], n - done);
+            MemorySegment.copy(regions[i], offsets[i], dst, done, len);
+            done += len;
+        }
+        return done;
+    }
+
+    /** Copies n bytes of src into the device-writable buffers from their start; returns how many fitted. */
+    public int scatter(MemorySegment src, int n) {
+        int done = 0;
+        for (int i = readableCount; i < count && done < n; i++) {
+            int len = Math.min(lengths[i], n - done);
+            MemorySegment.copy(src, done, regions[i], offsets[i], len);
+            done += len;
+        }
+        return done;
+    }
 }

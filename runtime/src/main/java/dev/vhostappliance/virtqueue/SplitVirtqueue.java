@@ -206,6 +206,26 @@ public final class SplitVirtqueue implements Virtqueue {
         return ((short) IDX.getAcquire(used, 2L)) & 0xffff;
     }
 
+    /**
+     * How many requests the driver has made available and {@link #pop} has not taken yet. With EVENT_IDX it
+     * also asks the driver to kick when it adds the next one: a device that waits until enough buffers are
+     * there (virtio-input delivers whole event batches) would otherwise never hear of more buffers.
+     */
+    @Override
+    public int availableCount() {
+        if (broken) {
+            return 0;
+        }
+        int queued = resubmit.length - resubmitPos;
+        int availIdx = readAvailIdx();
+        if (eventIdx) {
+            used.set(U16, 4L + 8L * size, (short) availIdx);
+            VarHandle.fullFence();
+            availIdx = readAvailIdx();
+        }
+        return queued + Math.min((availIdx - lastAvail) & 0xffff, size);
+    }
+
     private int readAvailIdx() {
         return ((short) IDX.getAcquire(avail, 2L)) & 0xffff;
     }

@@ -19,6 +19,9 @@ public interface Virtqueue {
     /** Interrupts the driver if it asked for it (EVENT_IDX / NO_INTERRUPT rules); call after a batch of pushes. */
     void notifyDriver();
 
+    /** Requests available and not popped yet (at most the queue size); 0 when broken. */
+    int availableCount();
+
     /** Queue size (number of descriptors). */
     int size();
 

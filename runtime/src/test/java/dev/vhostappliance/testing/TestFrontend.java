@@ -227,6 +227,30 @@ public final class TestFrontend implements AutoCloseable {
         return q;
     }
 
+    /** GET_CONFIG: the config space bytes [offset, offset+size), or null if the backend refused. */
+    public byte[] getConfig(int offset, int size) throws Exception {
+        send(VhostUserRequest.GET_CONFIG, Message.VERSION, 12 + size, m -> {
+            m.setU32(0, offset);
+            m.setU32(4, size);
+        });
+        Message r = receive();
+        if (r.request() != VhostUserRequest.GET_CONFIG) {
+            throw new AssertionError("GET_CONFIG answered with " + VhostUserRequest.name(r.request()));
+        }
+        return r.size() == 12 + size ? r.bytes(12, size) : null;
+    }
+
+    /** SET_CONFIG (type frontend) with NEED_REPLY; returns the ack (0 = accepted). */
+    public long setConfig(int offset, byte[] data) throws Exception {
+        send(VhostUserRequest.SET_CONFIG, Message.VERSION | Message.FLAG_NEED_REPLY, 12 + data.length, m -> {
+            m.setU32(0, offset);
+            m.setU32(4, data.length);
+            m.setU32(8, 0);
+            m.setBytes(12, data);
+        });
+        return ack(VhostUserRequest.SET_CONFIG);
+    }
+
     /** Number of open fds of this process (/proc/self/fd), for leak checks. */
     public static int openFds() {
         String[] fds = new java.io.File("/proc/self/fd").list();

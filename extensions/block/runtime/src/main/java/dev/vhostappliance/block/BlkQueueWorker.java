@@ -66,7 +66,7 @@ final class BlkQueueWorker {
             LOG.debugf("malformed request: %d readable, %d writable bytes", chain.readableBytes(), chain.writableBytes());
             return 0;
         }
-        gather(header, HEADER_BYTES);
+        chain.gather(header, HEADER_BYTES);
         int type = header.get(U32, 0);
         long sector = header.get(U64, 8);
         byte status;
@@ -97,16 +97,6 @@ final class BlkQueueWorker {
         }
         writeStatus(status);
         return written;
-    }
-
-    /** Copies the first n readable bytes (the header may span buffers) into dst. */
-    private void gather(MemorySegment dst, int n) {
-        int done = 0;
-        for (int i = 0; i < chain.readableCount() && done < n; i++) {
-            int len = Math.min(chain.length(i), n - done);
-            MemorySegment.copy(chain.region(i), chain.offset(i), dst, done, len);
-            done += len;
-        }
     }
 
     /** The status byte: the last byte of the last writable buffer. */
