@@ -2,7 +2,8 @@
 # Builds, once and cached, the guest used by the end-to-end tests: a Debian kernel (unpacked into the
 # cache with apt-get download + dpkg-deb; the host is not modified), its uncompressed vmlinux for a faster
 # PVH boot under TCG, and an initramfs with busybox, fio and util-linux's blkdiscard (each with its shared
-# library closure) plus the virtio modules. Prints KERNEL=... INITRD=... on stdout.
+# library closure), the guest tools built static from *.c here (gcc), plus the virtio modules (blk, input
+# with evdev, gpu with DRM and its fbdev). Prints KERNEL=... INITRD=... on stdout.
 #   guest-image.sh CACHE_DIR
 set -euo pipefail
 cache=${1:?cache dir}
@@ -41,7 +42,7 @@ if [ ! -f "$vmlinux" ]; then
 fi
 [ -f "$vmlinux" ] && kernel=$vmlinux
 
-key=$({ echo "$kpkg"; dpkg-query -W -f='${Version}\n' busybox-static fio util-linux; sha256sum "$here/init.sh" "$0" | cut -d' ' -f1; } | sha256sum | cut -c1-16)
+key=$({ echo "$kpkg"; dpkg-query -W -f='${Version}\n' busybox-static fio util-linux; sha256sum "$here/init.sh" "$0" "$here"/*.c | cut -d' ' -f1; } | sha256sum | cut -c1-16)
 initrd=$cache/initramfs-$key.cpio.gz
 if [ ! -f "$initrd" ]; then
   log "building $initrd"
@@ -59,8 +60,11 @@ if [ ! -f "$initrd" ]; then
   }
   copy_with_libs "$(command -v fio)" /usr/bin/fio
   copy_with_libs /usr/sbin/blkdiscard /usr/sbin/blkdiscard.util-linux
+  for c in "$here"/*.c; do
+    gcc -static -O2 -Wall -o "$t/usr/bin/$(basename "$c" .c)" "$c" >&2
+  done
   : > "$t/lib/modules/load-order"
-  for m in virtio_pci virtio_blk; do
+  for m in virtio_pci virtio_blk virtio_input evdev virtio-gpu; do
     modprobe -d "$kroot" -S "$kver" --show-depends "$m" | awk '$1=="insmod"{print $2}'
   done | awk '!seen[$0]++' | while read -r ko; do
     b=$(basename "$ko")

@@ -105,6 +105,32 @@ class BackendConventionsIT {
     }
 
     @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+        "2|one of --evdev-path=PATH or --event-socket=PATH is required|",
+        "2|mutually exclusive|--evdev-path=/dev/null --event-socket=EV",
+        "1|cannot use /nonexistent/event0: open /nonexistent/event0|--evdev-path=/nonexistent/event0",
+        "1|EVIOCGRAB /dev/null (not an evdev device?): ENOTTY|--evdev-path=/dev/null",
+        "1|not an evdev device|--evdev-path=/dev/null --no-grab",
+        "2|need --event-socket, not --evdev-path|--evdev-path=/dev/null --preset=mouse",
+        "2|virtual input device: unknown preset \"joystick\"|--event-socket=EV --preset=joystick",
+        "2|virtual input device: axis minimum 9 is above its maximum 1|--event-socket=EV --abs=ABS_X:9:1",
+        "2|--event-format must be json or raw, not xml|--event-socket=EV --event-format=xml",
+        "2|--no-grab applies to --evdev-path only|--event-socket=EV --no-grab"})
+    void inputMisconfigurationIsOneLine(int exit, String message, String options) throws Exception {
+        List<String> args = new java.util.ArrayList<>(List.of("input", "--socket-path=" + dir.resolve("i")));
+        if (options != null) {
+            for (String o : options.split(" ")) {
+                args.add(o.replace("EV", dir.resolve("ev.sock").toString()));
+            }
+        }
+        Appliance.Result r = Appliance.run(args.toArray(new String[0]));
+        assertEquals(exit, r.exit(), r.err());
+        assertEquals(1, r.errLines().size(), r.err());
+        assertTrue(r.err().contains(message), r.err());
+        assertFalse(Files.exists(dir.resolve("i")), "no socket left behind");
+    }
+
+    @ParameterizedTest
     @ValueSource(strings = {"--virgl", "--render-node=/dev/dri/renderD128"})
     void impossibleGpuFeatureFailsAtStartup(String option) throws Exception {
         Appliance.Result r = Appliance.run("gpu", "--socket-path=" + dir.resolve("g"), option);

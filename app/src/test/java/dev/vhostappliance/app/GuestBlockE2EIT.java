@@ -10,19 +10,15 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * End to end under real QEMU (TCG): a Linux guest uses the appliance's vhost-user-blk export; the guest
- * verifies what it wrote (fio crc32c) and the host checks the image afterwards. Needs qemu-system-x86,
- * busybox-static, fio, cpio and apt access for the guest kernel (.ci/run installs them). Without them the
- * tests are skipped, unless VHOST_E2E_REQUIRED=1 (CI), where they fail.
+ * verifies what it wrote (fio crc32c) and the host checks the image afterwards. Prerequisites: {@link Guest}.
  */
 class GuestBlockE2EIT {
-    static final Path E2E = PackagingIT.ROOT.resolve("src/test/e2e");
     static final long IMAGE = 128L << 20;
     static final long MARKER_AT = 96L << 20;
     static final long ZEROES_AT = 100L << 20;
@@ -33,17 +29,8 @@ class GuestBlockE2EIT {
 
     @BeforeAll
     static void prerequisites() {
-        List<String> missing = new java.util.ArrayList<>();
-        for (String tool : new String[] {"/usr/bin/qemu-system-x86_64", "/usr/bin/fio", "/bin/busybox", "/usr/bin/cpio",
-                "/usr/sbin/blkdiscard"}) {
-            if (!Files.isExecutable(Path.of(tool))) {
-                missing.add(tool);
-            }
-        }
-        if ("1".equals(System.getenv("VHOST_E2E_REQUIRED"))) {
-            assertTrue(missing.isEmpty(), "guest test prerequisites missing: " + missing);
-        }
-        Assumptions.assumeTrue(missing.isEmpty(), "guest tests skipped, missing " + missing);
+        Guest.requirePrerequisites(7, Guest.QEMU, "/usr/bin/fio", "/bin/busybox", "/usr/bin/cpio", "/usr/sbin/blkdiscard",
+                "/usr/bin/gcc");
     }
 
     record GuestRun(String output, int applianceExit) {
@@ -67,15 +54,9 @@ class GuestBlockE2EIT {
         Process appliance = Appliance.start(Appliance.command(null, applianceArgs.toArray(new String[0])), log);
         try {
             assertTrue(Appliance.awaitFile(sock, 30_000), "appliance listening: " + Files.readString(log));
-            Path guestScript = dir.resolve("run.sh");
-            Files.writeString(guestScript, script);
-            Process guest = new ProcessBuilder("bash", E2E.resolve("run-guest.sh").toString(), sock.toString(),
-                    String.valueOf(queues), String.valueOf(smp), guestScript.toString(), "400")
-                    .redirectError(dir.resolve("guest.err").toFile()).start();
-            String out = new String(guest.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            assertTrue(guest.waitFor(420, TimeUnit.SECONDS), "guest finished");
-            assertEquals(0, guest.exitValue(), "guest ran: " + out + Files.readString(dir.resolve("guest.err")));
-            System.out.println(out);
+            Process guest = Guest.start(dir, script, smp, dir.resolve("results.log"), 400, List.of("-chardev",
+                    "socket,id=vblk0,path=" + sock, "-device", "vhost-user-blk-pci,chardev=vblk0,num-queues=" + queues));
+            String out = Guest.finish(guest, dir, 420);
             appliance.destroy();
             assertTrue(appliance.waitFor(5, TimeUnit.SECONDS));
             return new GuestRun(out, appliance.exitValue());

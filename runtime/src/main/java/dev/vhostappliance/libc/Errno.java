@@ -13,6 +13,7 @@ public final class Errno {
     public static final int EFAULT = 14;
     public static final int EBUSY = 16;
     public static final int ENODEV = 19;
+    public static final int ENOTTY = 25;
     public static final int EEXIST = 17;
     public static final int ENOTDIR = 20;
     public static final int EINVAL = 22;
@@ -43,6 +44,8 @@ public final class Errno {
             case EFAULT -> "EFAULT (bad address)";
             case EBUSY -> "EBUSY (busy)";
             case EEXIST -> "EEXIST (exists)";
+            case ENODEV -> "ENODEV (no such device)";
+            case ENOTTY -> "ENOTTY (inappropriate ioctl for device)";
             case ENOTDIR -> "ENOTDIR (not a directory)";
             case EINVAL -> "EINVAL (invalid argument)";
             case ENOSPC -> "ENOSPC (no space left on device)";

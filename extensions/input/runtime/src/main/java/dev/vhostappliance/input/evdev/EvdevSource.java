@@ -68,7 +68,8 @@ public final class EvdevSource implements InputSource {
             int rc = LibC.rawIoctl(f, EvdevIoctl.eviocgrab(), 1);
             if (rc < 0) {
                 LibC.close(f);
-                throw new NativeCallException("EVIOCGRAB " + path + " (another program holds it; --no-grab shares it)", -rc);
+                throw new NativeCallException("EVIOCGRAB " + path + (-rc == Errno.EBUSY
+                        ? " (another program holds it; --no-grab shares it)" : " (not an evdev device?)"), -rc);
             }
         }
         return f;
