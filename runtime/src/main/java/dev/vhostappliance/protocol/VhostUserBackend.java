@@ -37,6 +37,13 @@ public final class VhostUserBackend {
     static final long VRING_NOFD = 0x100;
     static final long VRING_INDEX_MASK = 0xff;
 
+    /**
+     * Transport features a frontend may ack without the backend offering them: QEMU 10 passes
+     * VIRTIO_F_RING_RESET (40) through to vhost-user-gpu, whose feature filter does not list it. Accepted and
+     * dropped; per-queue reset is not used by the devices' Linux drivers.
+     */
+    static final long TOLERATED_FEATURES = 1L << 40;
+
     private final VirtioDevice device;
     private final long offeredFeatures;
     private final long offeredProtocolFeatures;
@@ -243,9 +250,11 @@ public final class VhostUserBackend {
                 return Outcome.badSize(m);
             }
             long features = m.u64(0);
-            if ((features & ~offeredFeatures) != 0) {
-                return Outcome.fail(String.format("features 0x%x were not offered", features & ~offeredFeatures));
+            long unoffered = features & ~offeredFeatures & ~TOLERATED_FEATURES;
+            if (unoffered != 0) {
+                return Outcome.fail(String.format("features 0x%x were not offered", unoffered));
             }
+            features &= offeredFeatures;
             ackedFeatures = features;
             device.featuresAcked(features & ~bit(ProtocolFeature.F_PROTOCOL_FEATURES));
             return Outcome.OK;

@@ -26,12 +26,17 @@ public final class Poll {
 
     /** Adds fd (for POLLIN); returns its slot. */
     public int add(int fd) {
+        return add(fd, LibC.POLLIN);
+    }
+
+    /** Adds fd for the given events (POLLIN, POLLOUT); returns its slot. */
+    public int add(int fd, short events) {
         if (count == capacity) {
             throw new IllegalStateException("poll set full");
         }
         long off = (long) count * POLLFD_SIZE;
         fds.set(ValueLayout.JAVA_INT, off, fd);
-        fds.set(ValueLayout.JAVA_SHORT, off + 4, LibC.POLLIN);
+        fds.set(ValueLayout.JAVA_SHORT, off + 4, events);
         fds.set(ValueLayout.JAVA_SHORT, off + 6, (short) 0);
         return count++;
     }

@@ -158,6 +158,11 @@ public final class SplitVirtqueue implements Virtqueue {
         yieldRequested = on;
     }
 
+    @Override
+    public GuestMemory memory() {
+        return memory;
+    }
+
     public boolean isBroken() {
         return broken;
     }

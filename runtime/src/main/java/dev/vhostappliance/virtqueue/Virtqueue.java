@@ -1,5 +1,7 @@
 package dev.vhostappliance.virtqueue;
 
+import dev.vhostappliance.memory.GuestMemory;
+
 /**
  * What a device sees of a virtqueue: take requests, return them. Called on the queue's worker thread.
  * {@link #pop} never throws on guest input: a malformed ring makes it return {@link #BROKEN}, after which
@@ -21,6 +23,13 @@ public interface Virtqueue {
 
     /** Requests available and not popped yet (at most the queue size); 0 when broken. */
     int availableCount();
+
+    /**
+     * The guest memory table, for devices whose requests carry guest addresses of their own (virtio-gpu
+     * backing pages). Valid during {@link dev.vhostappliance.device.VirtioDevice#handleQueue}: the core pauses the
+     * worker while the table changes. Addresses must be checked with {@link GuestMemory#findGuestRange}.
+     */
+    GuestMemory memory();
 
     /** Queue size (number of descriptors). */
     int size();

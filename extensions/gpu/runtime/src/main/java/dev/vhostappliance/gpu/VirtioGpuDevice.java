@@ -1,0 +1,218 @@
+package dev.vhostappliance.gpu;
+
+import dev.vhostappliance.device.VirtioDevice;
+import dev.vhostappliance.libc.LibC;
+import dev.vhostappliance.libc.NativeCallException;
+import dev.vhostappliance.protocol.ProtocolFeature;
+import dev.vhostappliance.virtqueue.DescriptorChain;
+import dev.vhostappliance.virtqueue.Virtqueue;
+import dev.vhostappliance.virtqueue.VirtioRing;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import org.jboss.logging.Logger;
+
+/**
+ * virtio-gpu 2D as a vhost-user-gpu backend: the control queue's commands and the cursor queue run through
+ * {@link GpuCommands}; what the guest shows goes to the frontend over the vhost-user-gpu channel. The frontend
+ * (QEMU) owns the display model: it answers display info and EDID and fills num_scanouts and the event fields
+ * of the config space itself, so there are no geometry options here.
+ */
+public final class VirtioGpuDevice implements VirtioDevice {
+    private static final Logger LOG = Logger.getLogger(VirtioGpuDevice.class);
+    private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED;
+    private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED;
+    private static final int FLAG_INFO_RING_IDX = 2;
+    /** The largest request: ATTACH_BACKING with QEMU's limit of entries. */
+    static final int MAX_REQUEST = VirtioGpu.HDR_BYTES + 8 + VirtioGpu.MAX_BACKING_ENTRIES * VirtioGpu.MEM_ENTRY_BYTES;
+    private static final int CURSOR_REQUEST = VirtioGpu.HDR_BYTES + 32;
+
+    private final GpuCommands commands;
+    private final MemorySegment request = Arena.ofAuto().allocate(MAX_REQUEST, 8);
+    private final MemorySegment cursorRequest = Arena.ofAuto().allocate(CURSOR_REQUEST, 8);
+    private final MemorySegment response = Arena.ofAuto().allocate(VirtioGpu.EDID_RESP_BYTES, 8);
+    private DescriptorChain controlChain;
+    private DescriptorChain cursorChain;
+    private long malformed;
+
+    /** maxHostmem: the most resource memory the guest may allocate (QEMU's max_hostmem, 256 MiB by default). */
+    public VirtioGpuDevice(long maxHostmem) {
+        this.commands = new GpuCommands(maxHostmem);
+    }
+
+    @Override
+    public int virtioId() {
+        return VirtioGpu.VIRTIO_ID_GPU;
+    }
+
+    @Override
+    public long features() {
+        return VirtioRing.bit(VirtioRing.F_VERSION_1) | VirtioRing.bit(VirtioRing.F_RING_INDIRECT_DESC)
+                | VirtioRing.bit(VirtioRing.F_RING_EVENT_IDX) | (1L << VirtioGpu.F_EDID);
+    }
+
+    @Override
+    public long protocolFeatures() {
+        return ProtocolFeature.bit(ProtocolFeature.CONFIG);
+    }
+
+    @Override
+    public int numQueues() {
+        return 2;
+    }
+
+    @Override
+    public void handleQueue(int queueIndex, Virtqueue queue) {
+        if (queueIndex == VirtioGpu.CONTROLQ) {
+            control(queue);
+        } else {
+            cursor(queue);
+        }
+    }
+
+    private void control(Virtqueue queue) {
+        if (controlChain == null || controlChain.capacity() < queue.newChainCapacity()) {
+            controlChain = queue.newChain();
+        }
+        DescriptorChain chain = controlChain;
+        boolean pushed = false;
+        while (queue.pop(chain) == Virtqueue.POPPED) {
+            pushed = true;
+            int len = chain.gather(request, MAX_REQUEST);
+            if (chain.writableBytes() < VirtioGpu.HDR_BYTES) {
+                countMalformed(); // no room for even an error: returned unanswered
+                queue.push(chain.head(), 0);
+                continue;
+            }
+            response.fill((byte) 0);
+            int respLen;
+            if (len < VirtioGpu.HDR_BYTES) {
+                countMalformed();
+                response.set(U32, 0, VirtioGpu.RESP_ERR_UNSPEC);
+                respLen = VirtioGpu.HDR_BYTES;
+            } else {
+                synchronized (commands) {
+                    respLen = commands.control(request, len, response, queue.memory());
+                }
+                fence(respLen);
+            }
+            if (chain.writableBytes() < respLen) {
+                response.set(U32, 0, VirtioGpu.RESP_ERR_UNSPEC); // the answer does not fit: say so in what does
+                respLen = VirtioGpu.HDR_BYTES;
+            }
+            queue.push(chain.head(), chain.scatter(response, respLen));
+        }
+        if (pushed) {
+            queue.notifyDriver();
+        }
+    }
+
+    /** Copies the request's fence (and ring index) into the response header: commands complete in order, at once. */
+    private void fence(int respLen) {
+        int flags = request.get(U32, 4);
+        response.set(U32, 4, 0);
+        response.set(U64, 8, 0);
+        response.set(U32, 16, 0);
+        response.set(U32, 20, 0);
+        if ((flags & VirtioGpu.FLAG_FENCE) != 0) {
+            response.set(U32, 4, VirtioGpu.FLAG_FENCE | (flags & FLAG_INFO_RING_IDX));
+            response.set(U64, 8, request.get(U64, 8));
+            response.set(U32, 16, request.get(U32, 16));
+            if ((flags & FLAG_INFO_RING_IDX) != 0) {
+                response.set(ValueLayout.JAVA_BYTE, 20, request.get(ValueLayout.JAVA_BYTE, 20));
+            }
+        }
+    }
+
+    private void cursor(Virtqueue queue) {
+        if (cursorChain == null || cursorChain.capacity() < queue.newChainCapacity()) {
+            cursorChain = queue.newChain();
+        }
+        DescriptorChain chain = cursorChain;
+        boolean pushed = false;
+        while (queue.pop(chain) == Virtqueue.POPPED) {
+            pushed = true;
+            int len = chain.gather(cursorRequest, CURSOR_REQUEST);
+            boolean ok;
+            synchronized (commands) {
+                ok = commands.cursor(cursorRequest, len);
+            }
+            if (!ok && len < CURSOR_REQUEST) {
+                countMalformed();
+            }
+            queue.push(chain.head(), 0);
+        }
+        if (pushed) {
+            queue.notifyDriver();
+        }
+    }
+
+    private synchronized void countMalformed() {
+        malformed++;
+    }
+
+    /** The frontend's display channel: a new socket on every DRIVER_OK. */
+    @Override
+    public boolean setGpuSocket(int fd) {
+        VhostUserGpuChannel channel;
+        try {
+            channel = new VhostUserGpuChannel(fd);
+        } catch (NativeCallException e) {
+            LOG.warnf("vhost-user-gpu socket unusable: %s", e.getMessage());
+            LibC.close(fd);
+            return true;
+        }
+        synchronized (commands) {
+            commands.setDisplay(channel);
+        }
+        return true;
+    }
+
+    @Override
+    public byte[] readConfig(int offset, int size) {
+        if (offset < 0 || size < 0 || offset + size > VirtioGpu.CONFIG_BYTES) {
+            return null;
+        }
+        ByteBuffer b = ByteBuffer.allocate(VirtioGpu.CONFIG_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        b.putInt(8, 1); // num_scanouts: the frontend puts its own max_outputs here
+        byte[] out = new byte[size];
+        b.get(offset, out);
+        return out;
+    }
+
+    /** events_clear is the only writable field; there are no events of ours to clear (the frontend has them). */
+    @Override
+    public boolean writeConfig(int offset, byte[] data) {
+        return offset >= 0 && offset + data.length <= VirtioGpu.CONFIG_BYTES;
+    }
+
+    @Override
+    public void reset() {
+        synchronized (commands) {
+            commands.reset();
+        }
+    }
+
+    public GpuStats stats() {
+        synchronized (commands) {
+            long m;
+            synchronized (this) {
+                m = malformed;
+            }
+            return new GpuStats(commands.commands, commands.errors, commands.resourceCount(), commands.hostmem(),
+                    commands.updatesSent, commands.updateBytesSent, commands.cursorUpdates, commands.cursorMoves, m);
+        }
+    }
+
+    @Override
+    public void close() {
+        GpuStats s = stats();
+        LOG.infof("gpu: %d commands (%d errors), %d display updates (%d bytes), %d cursor updates, %d cursor moves",
+                s.commands(), s.errors(), s.updatesSent(), s.updateBytesSent(), s.cursorUpdates(), s.cursorMoves());
+        synchronized (commands) {
+            commands.close();
+        }
+    }
+}
