@@ -1,17 +1,18 @@
 #!/bin/bash
 # Boots the end-to-end guest in QEMU (always TCG: /dev/kvm may exist without working) with the given
 # vhost-user devices, runs SCRIPT inside it and prints what the script printed.
-#   run-guest.sh [--smp N] [--results FILE] [--qmp SOCKET] SCRIPT TIMEOUT_SECONDS -- QEMU_DEVICE_ARGS...
+#   run-guest.sh [--smp N] [--results FILE] [--qmp SOCKET] [--append KERNEL_ARGS] SCRIPT TIMEOUT_SECONDS -- QEMU_DEVICE_ARGS...
 # --results: the guest's output goes to FILE while it runs (a test can watch for a line and act);
 # --qmp: a QMP monitor socket (server) for the test. Memory is a shared memfd, as vhost-user needs.
 # Exit status: 0 the guest script ran (its own rc is in the last line "===E2E-END rc=N==="); 3 no output.
 set -euo pipefail
-smp=1 results= qmp=()
+smp=1 results= qmp=() append=
 while [ $# -gt 0 ]; do
   case $1 in
     --smp) smp=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
     --qmp) qmp=(-qmp "unix:$2,server=on,wait=off"); shift 2 ;;
+    --append) append=" $2"; shift 2 ;;
     *) break ;;
   esac
 done
@@ -38,7 +39,7 @@ for attempt in 1 2; do
     -object memory-backend-memfd,id=mem,size=512M,share=on -smp "$smp" -nodefaults -display none -no-reboot \
     "$@" "${qmp[@]}" \
     -serial file:"$run/console.log" -serial file:"$results" \
-    -kernel "$KERNEL" -initrd "$run/initrd" -append "console=ttyS0 quiet panic=-1 rdinit=/init" >"$run/qemu.log" 2>&1
+    -kernel "$KERNEL" -initrd "$run/initrd" -append "console=ttyS0 quiet panic=-1 rdinit=/init$append" >"$run/qemu.log" 2>&1
   qrc=$?
   set -e
   if [ "$qrc" -eq 134 ] && [ "$attempt" -eq 1 ] && ! grep -q "===E2E-BEGIN" "$results" &&

@@ -130,6 +130,14 @@ class BackendConventionsIT {
         assertFalse(Files.exists(dir.resolve("i")), "no socket left behind");
     }
 
+    @Test
+    void tooLittleGpuMemoryIsAUsageError() throws Exception {
+        Appliance.Result r = Appliance.run("gpu", "--socket-path=" + dir.resolve("g"), "--max-hostmem=4096");
+        assertEquals(2, r.exit());
+        assertEquals(1, r.errLines().size(), r.err());
+        assertTrue(r.err().contains("--max-hostmem must be at least 1 MiB"), r.err());
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"--virgl", "--render-node=/dev/dri/renderD128"})
     void impossibleGpuFeatureFailsAtStartup(String option) throws Exception {
