@@ -126,6 +126,11 @@ public final class BackendServer implements AutoCloseable {
         }
     }
 
+    /** A frontend is connected right now. */
+    public boolean hasFrontend() {
+        return current >= 0;
+    }
+
     public boolean isListening() {
         return listening;
     }

@@ -1,5 +1,6 @@
 package dev.vhostappliance.block;
 
+import dev.vhostappliance.cli.StartupException;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -21,6 +22,11 @@ interface BlockNode extends AutoCloseable {
     }
 
     boolean readOnly();
+
+    /** Grows or shrinks the storage to size bytes (QMP block_resize); a sentence of why not otherwise. */
+    default void resize(long newSize) throws StartupException {
+        throw new StartupException("node '" + name() + "' cannot be resized");
+    }
 
     /**
      * Alignment the node needs for the memory of guest buffers (O_DIRECT: 512); 1 when any address works.

@@ -99,6 +99,19 @@ final class FileNode implements BlockNode {
     }
 
     @Override
+    public void resize(long newSize) throws StartupException {
+        if (readOnly) {
+            throw new StartupException("node '" + name + "' is read-only");
+        }
+        try {
+            LibC.ftruncate(fd, newSize);
+        } catch (NativeCallException e) {
+            throw new StartupException("cannot resize node '" + name + "': " + e.getMessage());
+        }
+        refreshSize();
+    }
+
+    @Override
     public long refreshSize() {
         try {
             size = LibC.size(fd);

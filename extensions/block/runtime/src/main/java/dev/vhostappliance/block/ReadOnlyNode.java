@@ -12,6 +12,11 @@ final class ReadOnlyNode implements BlockNode {
         this.under = under;
     }
 
+    /** The node this one reads through. */
+    BlockNode under() {
+        return under;
+    }
+
     @Override
     public String name() {
         return name;

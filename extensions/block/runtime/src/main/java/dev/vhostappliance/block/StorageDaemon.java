@@ -10,6 +10,7 @@ import dev.vhostappliance.libc.FileLocks;
 import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.libc.NativeCallException;
 import dev.vhostappliance.protocol.VhostUserBackend;
+import dev.vhostappliance.qmp.QmpMonitor;
 import dev.vhostappliance.server.BackendServer;
 import dev.vhostappliance.server.ShutdownSignals;
 import java.io.PrintStream;
@@ -24,6 +25,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.jboss.logging.Logger;
 
@@ -46,8 +48,25 @@ public final class StorageDaemon {
     private String pidfile;
     private int pidfileFd = -1;
     private int autoNames;
+    /** --chardev socket ids to their paths, and the monitors on them. */
+    private final Map<String, Path> chardevs = new LinkedHashMap<>();
+    private final List<QmpMonitor> monitors = new ArrayList<>();
+    private final CountDownLatch stopped = new CountDownLatch(1);
 
-    record Export(String id, VirtioBlkDevice device, BackendServer server) {
+    /** One export: its device, its socket, and once serving, its thread. */
+    static final class Export {
+        final String id;
+        final String nodeName;
+        final VirtioBlkDevice device;
+        final BackendServer server;
+        Thread thread;
+
+        Export(String id, String nodeName, VirtioBlkDevice device, BackendServer server) {
+            this.id = id;
+            this.nodeName = nodeName;
+            this.device = device;
+            this.server = server;
+        }
     }
 
     /** Runs the daemon; returns the exit status. Errors are one line on err, prefixed with the program. */
@@ -91,6 +110,7 @@ public final class StorageDaemon {
                         blockdev(r, name);
                     }
                     case "--pidfile" -> pidfile = o.value();
+                    case "--chardev" -> chardev(KeyValue.parse(o.value(), "backend"));
                     default -> { }
                 }
             } catch (OptionException e) {
@@ -107,9 +127,162 @@ public final class StorageDaemon {
                 }
             }
         }
-        if (exports.isEmpty() && nodes.isEmpty()) {
+        for (StorageDaemonMode.Opt o : opts) {
+            if (o.name().equals("--monitor")) {
+                try {
+                    monitor(new OptionReader(KeyValue.parse(o.value(), "chardev")));
+                } catch (OptionException e) {
+                    throw new OptionException(o.describe() + ": " + e.getMessage());
+                }
+            }
+        }
+        if (exports.isEmpty() && nodes.isEmpty() && monitors.isEmpty()) {
             throw new OptionException("nothing to do: give --blockdev and --export options (or a device, see --help)");
         }
+    }
+
+    /** --chardev socket,id=ID,path=PATH,server=on,wait=off: the only chardev a monitor can use here. */
+    private void chardev(Map<String, Object> tree) throws OptionException {
+        OptionReader r = new OptionReader(tree);
+        String backend = r.required("backend");
+        String id = r.required("id");
+        if (!backend.equals("socket")) {
+            throw new OptionException("chardev backend '" + backend + "' is not supported (only socket)");
+        }
+        String path = r.required("path");
+        if (!r.bool("server", false)) {
+            throw new OptionException("chardev '" + id + "': only server=on sockets are supported");
+        }
+        if (r.bool("wait", true)) {
+            throw new OptionException("chardev '" + id + "': wait=on is not supported; give wait=off");
+        }
+        r.finish();
+        if (chardevs.putIfAbsent(id, Path.of(path)) != null) {
+            throw new OptionException("attempt to add duplicate chardev '" + id + "'");
+        }
+    }
+
+    /** --monitor [chardev=]ID[,mode=control][,pretty=off]: a QMP monitor on that chardev. */
+    private void monitor(OptionReader r) throws OptionException {
+        String id = r.required("chardev");
+        String mode = r.string("mode", "control");
+        if (!mode.equals("control")) {
+            throw new OptionException("monitor mode '" + mode + "' is not supported (only control: QMP)");
+        }
+        r.bool("pretty", false);
+        r.finish();
+        Path path = chardevs.get(id);
+        if (path == null) {
+            throw new OptionException("chardev \"" + id + "\" not found");
+        }
+        QmpMonitor m = new QmpMonitor(this::stopAll);
+        new BlockQmpCommands(this, m).register();
+        try {
+            m.listen(path);
+        } catch (StartupException e) {
+            throw new OptionException(e.getMessage());
+        }
+        monitors.add(m);
+    }
+
+    void event(String name, com.fasterxml.jackson.databind.node.ObjectNode data) {
+        for (QmpMonitor m : monitors) {
+            m.event(name, data);
+        }
+    }
+
+    // ------------------------------------------------------------------ used by the QMP commands
+
+    synchronized Map<String, BlockNode> nodes() {
+        return new LinkedHashMap<>(nodes);
+    }
+
+    List<Export> exports() {
+        return List.copyOf(exports);
+    }
+
+    /** blockdev-add: a node from a JSON tree like --blockdev's. */
+    synchronized void addNode(Map<String, Object> tree) throws OptionException {
+        OptionReader r = new OptionReader(tree);
+        blockdev(r, r.required("node-name"));
+    }
+
+    /** blockdev-del: a node no export (or raw node) uses. */
+    synchronized void deleteNode(String name) throws OptionException {
+        BlockNode node = nodes.get(name);
+        if (node == null) {
+            throw new OptionException("Failed to find node with node-name='" + name + "'");
+        }
+        for (Export e : exports) {
+            if (e.device.node() == node || e.nodeName.equals(name)) {
+                throw new OptionException("Node '" + name + "' is busy: block device is in use by block export '" + e.id + "'");
+            }
+        }
+        for (Map.Entry<String, BlockNode> other : nodes.entrySet()) {
+            if (!other.getKey().equals(name) && other.getValue() instanceof ReadOnlyNode ro && ro.under() == node) {
+                throw new OptionException("Node '" + name + "' is busy: it is the file of node '" + other.getKey() + "'");
+            }
+        }
+        nodes.remove(name);
+        if (!nodes.containsValue(node)) {
+            node.close();
+        }
+    }
+
+    /** block-export-add: an export from a JSON tree like --export's, serving at once. */
+    synchronized void addExport(Map<String, Object> tree) throws OptionException {
+        export(new OptionReader(tree));
+        start(exports.get(exports.size() - 1));
+    }
+
+    /**
+     * block-export-del: safe refuses while a frontend is connected; hard disconnects it. The export is gone
+     * when this returns, and BLOCK_EXPORT_DELETED has been sent.
+     */
+    synchronized void deleteExport(String id, boolean hard) throws OptionException {
+        Export e = exports.stream().filter(x -> x.id.equals(id)).findFirst().orElse(null);
+        if (e == null) {
+            throw new OptionException("Export '" + id + "' is not found");
+        }
+        if (!hard && e.server.hasFrontend()) {
+            throw new OptionException("export '" + id + "' still in use");
+        }
+        e.server.stop();
+        if (e.thread != null) {
+            try {
+                e.thread.join(5000);
+            } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        exports.remove(e);
+        exportIds.remove(id);
+        e.server.close();
+        e.device.close();
+        var data = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode().put("id", id);
+        event("BLOCK_EXPORT_DELETED", data);
+    }
+
+    /** block_resize: the node's storage grows or shrinks; every export over it tells its frontend. */
+    synchronized long resize(String name, long size) throws OptionException {
+        BlockNode node = nodes.get(name);
+        if (node == null) {
+            throw new OptionException("Cannot find device='' nor node-name='" + name + "'");
+        }
+        if (size < 0) {
+            throw new OptionException("Parameter 'size' expects a non-negative value");
+        }
+        try {
+            node.resize(size);
+        } catch (StartupException e) {
+            throw new OptionException(e.getMessage());
+        }
+        for (Export e : exports) {
+            if (e.device.node() == node || (e.device.node() instanceof ReadOnlyNode ro && ro.under() == node)) {
+                e.device.refreshCapacity();
+            }
+        }
+        return node.size();
     }
 
     private void object(Map<String, Object> tree) throws OptionException {
@@ -262,8 +435,9 @@ public final class StorageDaemon {
         VirtioBlkDevice device = new VirtioBlkDevice(node, writable, queues, (int) lbs, writethrough, null);
         try {
             BackendServer server = path != null ? BackendServer.listen(Path.of(path)) : BackendServer.inherit(fd);
-            exports.add(new Export(id, device, server));
+            exports.add(new Export(id, nodeName, device, server));
         } catch (StartupException e) {
+            exportIds.remove(id);
             throw new OptionException(e.getMessage());
         }
     }
@@ -294,37 +468,57 @@ public final class StorageDaemon {
         }
     }
 
+    /** Serves every export on a thread of its own until SIGTERM or QMP quit. */
     private void serveAll() {
-        List<Thread> threads = new ArrayList<>();
-        for (Export e : exports) {
-            VhostUserBackend backend = new VhostUserBackend(e.device());
-            threads.add(Thread.ofPlatform().name("export-" + e.id()).start(() -> {
-                try {
-                    e.server().serve(backend::serve);
-                } catch (Exception ex) {
-                    LOG.errorf("export %s failed: %s", e.id(), ex.toString());
-                }
-            }));
+        synchronized (this) {
+            for (Export e : exports) {
+                start(e);
+            }
         }
-        for (Thread t : threads) {
-            try {
-                t.join();
-            } catch (InterruptedException ex) {
-                Thread.currentThread().interrupt();
+        try {
+            stopped.await();
+        } catch (InterruptedException ex) {
+            Thread.currentThread().interrupt();
+        }
+        for (Export e : exports) {
+            e.server.stop();
+        }
+        for (Export e : exports) {
+            if (e.thread != null) {
+                try {
+                    e.thread.join();
+                } catch (InterruptedException ex) {
+                    Thread.currentThread().interrupt();
+                }
             }
         }
     }
 
-    private synchronized void stopAll() {
+    private void start(Export e) {
+        VhostUserBackend backend = new VhostUserBackend(e.device);
+        e.thread = Thread.ofPlatform().name("export-" + e.id).start(() -> {
+            try {
+                e.server.serve(backend::serve);
+            } catch (Exception ex) {
+                LOG.errorf("export %s failed: %s", e.id, ex.toString());
+            }
+        });
+    }
+
+    private void stopAll() {
+        stopped.countDown();
         for (Export e : exports) {
-            e.server().stop();
+            e.server.stop();
         }
     }
 
     private void close() {
+        for (QmpMonitor m : monitors) {
+            m.close();
+        }
         for (Export e : exports) {
-            e.server().close();
-            e.device().close();
+            e.server.close();
+            e.device.close();
         }
         new LinkedHashSet<>(nodes.values()).forEach(BlockNode::close); // a raw node may be its file node
         if (pidfileFd >= 0) {

@@ -66,7 +66,7 @@ public final class VirtualInputSource implements InputSource {
         }
         ServerSocketChannel s = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         try {
-            s.bind(addr);
+            s.bind(addr, 16); // a backlog: several programs may connect at once
         } catch (IOException e) {
             s.close();
             throw new IOException("cannot listen on event socket " + path + ": " + e.getMessage(), e);
