@@ -98,6 +98,7 @@ public final class ApplianceCli {
                 cli.addSubcommand(p.type(), sub);
             }
             cli.addSubcommand("quickstart", new QuickstartCommand());
+            cli.addSubcommand("run", new dev.vhostappliance.app.run.RunCommand());
         }
         cli.setOut(new PrintWriter(out, true));
         cli.setErr(new PrintWriter(err, true));

@@ -53,6 +53,31 @@ public abstract class DeviceCommand implements Callable<Integer> {
     /** Builds the device from this command's options; fails early with one clear sentence. */
     protected abstract VirtioDevice createDevice() throws StartupException;
 
+    /**
+     * For setups that serve many devices in one process (run --config, QMP x-vhost-device-add): the device these
+     * parsed options describe. Where it listens is {@link #socketPath()}, {@link #client()}, {@link #reconnect()}.
+     */
+    public final VirtioDevice newDevice() throws StartupException {
+        return createDevice();
+    }
+
+    /** Releases what {@link #newDevice()} opened beyond the device itself (a block command's image). */
+    public final void release() {
+        afterServing();
+    }
+
+    public Path socketPath() {
+        return socketPath;
+    }
+
+    public boolean client() {
+        return client;
+    }
+
+    public int reconnect() {
+        return reconnect;
+    }
+
     /** Called once serving ended (or failed to start): release what {@link #createDevice()} opened. */
     protected void afterServing() {
     }

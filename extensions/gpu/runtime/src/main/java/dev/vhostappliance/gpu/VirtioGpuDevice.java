@@ -209,8 +209,10 @@ public final class VirtioGpuDevice implements VirtioDevice {
     @Override
     public void close() {
         GpuStats s = stats();
-        LOG.infof("gpu: %d commands (%d errors), %d display updates (%d bytes), %d cursor updates, %d cursor moves",
+        if (s.commands() > 0) {
+            LOG.infof("gpu: %d commands (%d errors), %d display updates (%d bytes), %d cursor updates, %d cursor moves",
                 s.commands(), s.errors(), s.updatesSent(), s.updateBytesSent(), s.cursorUpdates(), s.cursorMoves());
+        }
         synchronized (commands) {
             commands.close();
         }

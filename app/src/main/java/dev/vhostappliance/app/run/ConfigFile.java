@@ -1,0 +1,130 @@
+package dev.vhostappliance.app.run;
+
+import io.smallrye.config.PropertiesConfigSource;
+import io.smallrye.config.SmallRyeConfig;
+import io.smallrye.config.SmallRyeConfigBuilder;
+import io.smallrye.config.source.yaml.YamlConfigSource;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import org.eclipse.microprofile.config.spi.ConfigSource;
+
+/**
+ * The configuration of a {@code run}: SmallRye Config built here, after the command line was parsed (Quarkus'
+ * own configuration is running by then), from, highest priority first: system properties, environment
+ * variables (APPLIANCE_DEVICES_DISK0_BLK_FILE ...), the --config file, ./config/application.yaml|properties,
+ * /etc/vhost-appliance/application.yaml|properties. YAML and properties both work.
+ * <pre>
+ * appliance.devices.disk0.type=block
+ * appliance.devices.disk0.socket-path=/run/vhost-appliance/disk0.sock
+ * appliance.devices.disk0.blk-file=/var/lib/images/disk0.img
+ * appliance.devices.disk0.num-queues=4
+ * appliance.devices.kbd.type=input
+ * appliance.devices.kbd.event-socket=/run/vhost-appliance/kbd-events.sock
+ * appliance.monitor.socket-path=/run/vhost-appliance/qmp.sock
+ * appliance.sockets.mode=0660
+ * appliance.sockets.group=kvm
+ * </pre>
+ * Every key of a device but {@code type} is that device's command-line option without its dashes.
+ */
+public final class ConfigFile {
+    static final String DEVICES = "appliance.devices.";
+    static final List<Path> DEFAULT_LOCATIONS = List.of(Path.of("config/application.yaml"),
+            Path.of("config/application.properties"), Path.of("/etc/vhost-appliance/application.yaml"),
+            Path.of("/etc/vhost-appliance/application.properties"));
+
+    private final SmallRyeConfig config;
+    private final List<String> sources = new ArrayList<>();
+
+    private ConfigFile(SmallRyeConfig config) {
+        this.config = config;
+    }
+
+    /** Reads file (may be null) and the default locations; IOException with one sentence if a file is unreadable. */
+    public static ConfigFile load(Path file) throws IOException {
+        SmallRyeConfigBuilder b = new SmallRyeConfigBuilder().addDefaultSources();
+        List<String> used = new ArrayList<>();
+        int ordinal = 260; // above application.properties (250), below environment variables (300)
+        if (file != null) {
+            if (!Files.isReadable(file)) {
+                throw new IOException("cannot read config file " + file);
+            }
+            b.withSources(source(file, ordinal));
+            used.add(file.toString());
+        }
+        for (Path p : DEFAULT_LOCATIONS) {
+            ordinal -= 2;
+            if (Files.isReadable(p) && (file == null || !p.toAbsolutePath().equals(file.toAbsolutePath()))) {
+                b.withSources(source(p, ordinal));
+                used.add(p.toString());
+            }
+        }
+        ConfigFile c = new ConfigFile(b.build());
+        c.sources.addAll(used);
+        return c;
+    }
+
+    private static ConfigSource source(Path p, int ordinal) throws IOException {
+        String name = p.getFileName().toString();
+        try {
+            if (name.endsWith(".yaml") || name.endsWith(".yml")) {
+                return new YamlConfigSource(p.toUri().toURL(), ordinal);
+            }
+            return new PropertiesConfigSource(p.toUri().toURL(), ordinal);
+        } catch (RuntimeException e) {
+            throw new IOException("cannot parse config file " + p + ": " + e.getMessage(), e);
+        }
+    }
+
+    public List<String> sources() {
+        return sources;
+    }
+
+    public String get(String key) {
+        return config.getOptionalValue(key, String.class).orElse(null);
+    }
+
+    /** The devices, in id order, with their keys (type apart). */
+    public Map<String, Map<String, String>> devices() {
+        Map<String, Map<String, String>> out = new TreeMap<>();
+        for (String name : propertyNames()) {
+            if (!name.startsWith(DEVICES)) {
+                continue;
+            }
+            String rest = name.substring(DEVICES.length());
+            int dot = rest.indexOf('.');
+            if (dot <= 0) {
+                continue;
+            }
+            String id = rest.substring(0, dot);
+            String key = rest.substring(dot + 1);
+            String value = get(name);
+            if (value != null) {
+                out.computeIfAbsent(id, k -> new TreeMap<>()).put(key, value);
+            }
+        }
+        return out;
+    }
+
+    /** Keys under appliance. that are neither devices nor known settings. */
+    public List<String> unknownKeys(List<String> known) {
+        List<String> out = new ArrayList<>();
+        for (String name : propertyNames()) {
+            if (name.startsWith("appliance.") && !name.startsWith(DEVICES) && !known.contains(name)) {
+                out.add(name);
+            }
+        }
+        return out;
+    }
+
+    private java.util.Set<String> propertyNames() {
+        java.util.Set<String> names = new TreeSet<>();
+        config.getPropertyNames().forEach(names::add);
+        return names;
+    }
+}

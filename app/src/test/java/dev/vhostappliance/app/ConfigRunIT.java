@@ -1,0 +1,151 @@
+package dev.vhostappliance.app;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.vhostappliance.libc.UnixSockets;
+import dev.vhostappliance.protocol.VhostUserRequest;
+import dev.vhostappliance.testing.TestFrontend;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code vhost-appliance run --config FILE}: many devices of every type from one YAML or properties file, the
+ * whole file validated first (every error listed, nothing started), socket modes applied, devices added and
+ * removed live through the QMP monitor while the others keep answering.
+ */
+class ConfigRunIT {
+    @TempDir
+    Path dir;
+
+    private Path image(String name) throws Exception {
+        Path p = dir.resolve(name);
+        try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
+            f.setLength(16 << 20);
+        }
+        return p;
+    }
+
+    /** GET_QUEUE_NUM over the device's vhost-user socket: it answers (and how many queues it has). */
+    static long queues(Path sock) throws Exception {
+        int fd = UnixSockets.connect(sock.toString());
+        assertTrue(fd >= 0, "connect " + sock);
+        try (TestFrontend fe = TestFrontend.attach(fd)) {
+            return fe.getU64(VhostUserRequest.GET_QUEUE_NUM);
+        }
+    }
+
+    @Test
+    void everyErrorOfTheFileIsListedOneLineEachAndNothingStarts() throws Exception {
+        Path img = image("d.img");
+        Path cfg = dir.resolve("bad.properties");
+        Files.writeString(cfg, String.join("\n",
+                "appliance.devices.disk0.type=block",
+                "appliance.devices.disk0.socket-path=" + dir.resolve("a.sock"),
+                "appliance.devices.disk0.blk-file=" + dir.resolve("missing.img"),
+                "appliance.devices.disk1.type=block",
+                "appliance.devices.disk1.socket-path=" + dir.resolve("b.sock"),
+                "appliance.devices.disk1.blk-file=" + img,
+                "appliance.devices.disk1.num-queues=0",
+                "appliance.devices.kbd.type=input",
+                "appliance.devices.kbd.socket-path=" + dir.resolve("k.sock"),
+                "appliance.devices.kbd.frobnicate=1",
+                "appliance.devices.tape.type=tape",
+                "appliance.devices.gpu.type=gpu",
+                "appliance.devices.gpu.socket-path=" + dir.resolve("g.sock"),
+                "appliance.devices.gpu.virgl=maybe",
+                "appliance.devices.nosock.type=gpu",
+                "appliance.monitr.socket-path=x",
+                "appliance.sockets.mode=999", ""));
+        Appliance.Result r = Appliance.run("run", "--config", cfg.toString());
+        assertEquals(1, r.exit(), r.err());
+        assertEquals(List.of(
+                "run: appliance.monitr.socket-path: unknown key",
+                "run: appliance.sockets.mode: '999' is not an octal mode such as 0660",
+                "run: appliance.devices.disk0: Could not open '" + dir.resolve("missing.img") + "': ENOENT (no such file or directory)",
+                "run: appliance.devices.disk1: --num-queues must be between 1 and 1024, is 0",
+                "run: appliance.devices.gpu.virgl: expected true or false, not 'maybe'",
+                "run: appliance.devices.kbd.frobnicate: not an option of input devices",
+                "run: appliance.devices.nosock.socket-path: missing",
+                "run: appliance.devices.tape.type: unknown device type 'tape' (block, input or gpu)"), r.errLines());
+        try (var files = Files.list(dir)) {
+            assertEquals(0, files.filter(p -> p.toString().endsWith(".sock")).count(), "no socket was created");
+        }
+        Appliance.Result missing = Appliance.run("run", "--config", dir.resolve("nope.yaml").toString());
+        assertEquals(1, missing.exit());
+        assertEquals(List.of("run: cannot read config file " + dir.resolve("nope.yaml")), missing.errLines());
+    }
+
+    @Test
+    void yamlSetupServesEveryDeviceAndTheMonitorChangesThemLive() throws Exception {
+        Path img = image("d0.img");
+        Path cfg = dir.resolve("appliance.yaml");
+        Files.writeString(cfg, String.join("\n",
+                "appliance:",
+                "  sockets:",
+                "    mode: \"0660\"",
+                "  monitor:",
+                "    socket-path: " + dir.resolve("qmp.sock"),
+                "  devices:",
+                "    disk0:",
+                "      type: block",
+                "      socket-path: " + dir.resolve("disk0.sock"),
+                "      blk-file: " + img,
+                "      num-queues: 4",
+                "    kbd:",
+                "      type: input",
+                "      socket-path: " + dir.resolve("kbd.sock"),
+                "      event-socket: " + dir.resolve("kbd-events.sock"),
+                "      preset: keyboard,tablet",
+                "    screen:",
+                "      type: gpu",
+                "      socket-path: " + dir.resolve("gpu.sock"), ""));
+        Appliance.Result check = Appliance.run("run", "--config", cfg.toString(), "--check");
+        assertEquals(0, check.exit(), check.err());
+        assertEquals("configuration OK: 3 device(s) from " + cfg, check.out().strip());
+        Path log = dir.resolve("run.log");
+        Process p = Appliance.start(Appliance.command(null, "run", "--config", cfg.toString()), log);
+        try {
+            assertTrue(Appliance.awaitFile(dir.resolve("qmp.sock"), 30_000), Files.readString(log));
+            assertEquals(4, queues(dir.resolve("disk0.sock")));
+            assertEquals(2, queues(dir.resolve("kbd.sock")));
+            assertEquals(2, queues(dir.resolve("gpu.sock")));
+            assertEquals("rw-rw----", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("disk0.sock"))));
+            try (Qmp qmp = Qmp.connect(dir.resolve("qmp.sock"), 10_000)) {
+                String list = qmp.execute("{\"execute\":\"query-vhost-devices\"}");
+                assertTrue(list.contains("{\"id\":\"disk0\",\"type\":\"block\",\"socket-path\":\"" + dir.resolve("disk0.sock")
+                        + "\",\"connected\":false,\"state\":\"listening\"}"), list);
+                assertTrue(list.contains("\"id\":\"kbd\"") && list.contains("\"id\":\"screen\""), list);
+                assertEquals("{\"return\":{}}", qmp.execute("{\"execute\":\"x-vhost-device-del\",\"arguments\":{\"id\":\"disk0\"}}"));
+                assertFalse(Files.exists(dir.resolve("disk0.sock")), "removed device's socket gone");
+                assertEquals(2, queues(dir.resolve("kbd.sock")), "the others keep serving");
+                assertEquals("{\"error\":{\"class\":\"DeviceNotFound\",\"desc\":\"Device 'disk0' not found\"}}",
+                        qmp.execute("{\"execute\":\"x-vhost-device-del\",\"arguments\":{\"id\":\"disk0\"}}"));
+                assertEquals("{\"return\":{}}", qmp.execute("{\"execute\":\"x-vhost-device-add\",\"arguments\":{\"id\":\"disk1\","
+                        + "\"type\":\"block\",\"options\":{\"socket-path\":\"" + dir.resolve("disk1.sock") + "\",\"blk-file\":\""
+                        + img + "\",\"num-queues\":3}}}"));
+                assertEquals(3, queues(dir.resolve("disk1.sock")));
+                assertEquals("rw-rw----", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("disk1.sock"))));
+                String bad = qmp.execute("{\"execute\":\"x-vhost-device-add\",\"arguments\":{\"id\":\"disk2\",\"type\":\"block\","
+                        + "\"options\":{\"socket-path\":\"" + dir.resolve("disk2.sock") + "\",\"blk-file\":\"" + img + "\"}}}");
+                assertTrue(bad.startsWith("{\"error\":{\"class\":\"GenericError\",\"desc\":\"appliance.devices.disk2: "), bad);
+                assertTrue(bad.contains("lock: image " + img + " is in use"), "the image is in use by disk1: " + bad);
+            }
+            p.destroy();
+            assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+            assertEquals(0, p.exitValue(), Files.readString(log));
+            for (String s : List.of("disk1.sock", "kbd.sock", "gpu.sock", "qmp.sock")) {
+                assertFalse(Files.exists(dir.resolve(s)), s + " removed at exit");
+            }
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+}
