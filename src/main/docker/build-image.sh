@@ -1,0 +1,25 @@
+#!/bin/bash
+# Builds the OCI image without a Docker daemon: a root file system with the app-image under
+# /opt/vhost-appliance plus the glibc pieces the launcher and libjvm need (taken from this machine, whose
+# glibc the app-image was linked against), an unprivileged user, then "podman build" on it (FROM scratch).
+#   build-image.sh APP_IMAGE_DIR TAG
+set -euo pipefail
+app=${1:?app-image dir} tag=${2:?image tag}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root/opt" "$root/etc" "$root/tmp" "$root/run/vhost-appliance" "$root/etc/vhost-appliance"
+cp -a "$app" "$root/opt/vhost-appliance"
+# The shared libraries the launcher and the JVM's own libraries need, except the X11/ALSA ones only AWT uses.
+libs=$( { ldd "$app/bin/vhost-appliance"; find "$app/lib" -name '*.so' -exec ldd {} \; ; } 2>/dev/null |
+  awk '$3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | grep -v "^$app" | grep -Ev 'lib(X|xcb|asound|bsd|md)' | sort -u)
+for l in $libs; do
+  mkdir -p "$root$(dirname "$l")"
+  cp -L "$l" "$root$l"
+done
+printf 'root:x:0:0:root:/:/sbin/nologin\nvhost:x:10001:10001:vhost-appliance:/tmp:/sbin/nologin\n' > "$root/etc/passwd"
+printf 'root:x:0:\nvhost:x:10001:\n' > "$root/etc/group"
+chmod 1777 "$root/tmp"
+chown 10001:10001 "$root/run/vhost-appliance"
+podman build --runtime runc -q -t "$tag" -f "$here/Containerfile" "$root" >/dev/null
+podman image inspect "$tag" --format '{{.Id}} {{.Size}}'
