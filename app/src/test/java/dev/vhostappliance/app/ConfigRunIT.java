@@ -86,6 +86,7 @@ class ConfigRunIT {
     @Test
     void yamlSetupServesEveryDeviceAndTheMonitorChangesThemLive() throws Exception {
         Path img = image("d0.img");
+        Path img1 = image("d1.img");
         Path cfg = dir.resolve("appliance.yaml");
         Files.writeString(cfg, String.join("\n",
                 "appliance:",
@@ -99,6 +100,11 @@ class ConfigRunIT {
                 "      socket-path: " + dir.resolve("disk0.sock"),
                 "      blk-file: " + img,
                 "      num-queues: 4",
+                "    disk1:",
+                "      type: block",
+                "      socket-path: " + dir.resolve("disk1.sock"),
+                "      blk-file: " + img1,
+                "      read-only: true",
                 "    kbd:",
                 "      type: input",
                 "      socket-path: " + dir.resolve("kbd.sock"),
@@ -109,12 +115,13 @@ class ConfigRunIT {
                 "      socket-path: " + dir.resolve("gpu.sock"), ""));
         Appliance.Result check = Appliance.run("run", "--config", cfg.toString(), "--check");
         assertEquals(0, check.exit(), check.err());
-        assertEquals("configuration OK: 3 device(s) from " + cfg, check.out().strip());
+        assertEquals("configuration OK: 4 device(s) from " + cfg, check.out().strip());
         Path log = dir.resolve("run.log");
         Process p = Appliance.start(Appliance.command(null, "run", "--config", cfg.toString()), log);
         try {
             assertTrue(Appliance.awaitFile(dir.resolve("qmp.sock"), 30_000), Files.readString(log));
             assertEquals(4, queues(dir.resolve("disk0.sock")));
+            assertEquals(1, queues(dir.resolve("disk1.sock")));
             assertEquals(2, queues(dir.resolve("kbd.sock")));
             assertEquals(2, queues(dir.resolve("gpu.sock")));
             assertEquals("rw-rw----", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("disk0.sock"))));
@@ -128,20 +135,23 @@ class ConfigRunIT {
                 assertEquals(2, queues(dir.resolve("kbd.sock")), "the others keep serving");
                 assertEquals("{\"error\":{\"class\":\"DeviceNotFound\",\"desc\":\"Device 'disk0' not found\"}}",
                         qmp.execute("{\"execute\":\"x-vhost-device-del\",\"arguments\":{\"id\":\"disk0\"}}"));
-                assertEquals("{\"return\":{}}", qmp.execute("{\"execute\":\"x-vhost-device-add\",\"arguments\":{\"id\":\"disk1\","
-                        + "\"type\":\"block\",\"options\":{\"socket-path\":\"" + dir.resolve("disk1.sock") + "\",\"blk-file\":\""
+                assertEquals("{\"return\":{}}", qmp.execute("{\"execute\":\"x-vhost-device-add\",\"arguments\":{\"id\":\"disk3\","
+                        + "\"type\":\"block\",\"options\":{\"socket-path\":\"" + dir.resolve("disk3.sock") + "\",\"blk-file\":\""
                         + img + "\",\"num-queues\":3}}}"));
-                assertEquals(3, queues(dir.resolve("disk1.sock")));
-                assertEquals("rw-rw----", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("disk1.sock"))));
+                assertEquals(3, queues(dir.resolve("disk3.sock")));
+                assertEquals("rw-rw----", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("disk3.sock"))));
+                String stats = qmp.execute("{\"execute\":\"query-vhost-stats\"}");
+                assertTrue(stats.contains("{\"id\":\"disk3\",\"type\":\"block\",\"connected\":false,\"device\":{\"reads\":0,"), stats);
+                assertTrue(stats.contains("\"id\":\"kbd\",\"type\":\"input\",\"connected\":false,\"device\":{\"events-delivered\":0"), stats);
                 String bad = qmp.execute("{\"execute\":\"x-vhost-device-add\",\"arguments\":{\"id\":\"disk2\",\"type\":\"block\","
                         + "\"options\":{\"socket-path\":\"" + dir.resolve("disk2.sock") + "\",\"blk-file\":\"" + img + "\"}}}");
                 assertTrue(bad.startsWith("{\"error\":{\"class\":\"GenericError\",\"desc\":\"appliance.devices.disk2: "), bad);
-                assertTrue(bad.contains("lock: image " + img + " is in use"), "the image is in use by disk1: " + bad);
+                assertTrue(bad.contains("lock: image " + img + " is in use"), "the image is in use by disk3: " + bad);
             }
             p.destroy();
             assertTrue(p.waitFor(10, TimeUnit.SECONDS));
             assertEquals(0, p.exitValue(), Files.readString(log));
-            for (String s : List.of("disk1.sock", "kbd.sock", "gpu.sock", "qmp.sock")) {
+            for (String s : List.of("disk1.sock", "disk3.sock", "kbd.sock", "gpu.sock", "qmp.sock")) {
                 assertFalse(Files.exists(dir.resolve(s)), s + " removed at exit");
             }
         } finally {

@@ -180,6 +180,40 @@ class QmpMonitorIT {
     }
 
     @Test
+    void withAQemuGuestAttachedSafeRefusesHardDropsItAndTheEventArrives() throws Exception {
+        Guest.requirePrerequisites(7, Guest.QEMU, "/bin/busybox", "/usr/bin/cpio");
+        Path img = image("g.img", 64 << 20);
+        Path qmp = start("--blockdev", "driver=file,node-name=disk0,filename=" + img);
+        Path sock = dir.resolve("guest.sock");
+        try (Client c = new Client(qmp)) {
+            assertEquals("{\"return\":{}}", c.cmd("{\"execute\":\"block-export-add\",\"arguments\":{\"type\":\"vhost-user-blk\","
+                    + "\"id\":\"live\",\"node-name\":\"disk0\",\"writable\":true,"
+                    + "\"addr\":{\"type\":\"unix\",\"path\":\"" + sock + "\"}}}"));
+            String script = String.join("\n",
+                    "i=0; while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done",
+                    "dd if=/dev/urandom of=/dev/vda bs=4096 count=16 conv=fsync 2>/dev/null; echo \"WRITE rc=$?\"",
+                    "echo READY", "sleep 12", "");
+            Path results = dir.resolve("results.log");
+            Process guest = Guest.start(dir, script, 1, results, 200, List.of("-chardev", "socket,id=vblk0,path=" + sock,
+                    "-device", "vhost-user-blk-pci,chardev=vblk0"));
+            assertTrue(Guest.awaitLine(results, "READY", 150_000), Files.readString(results));
+            String stats = c.cmd("{\"execute\":\"query-vhost-stats\"}");
+            System.out.println("query-vhost-stats with the guest attached: " + stats);
+            assertTrue(stats.contains("{\"id\":\"live\",\"type\":\"block\",\"connected\":true,"), stats);
+            assertTrue(stats.matches(".*\"writes\":[1-9].*"), "the guest's writes counted: " + stats);
+            assertTrue(stats.matches(".*\"requests\":[1-9].*"), stats);
+            assertEquals("{\"error\":{\"class\":\"GenericError\",\"desc\":\"export 'live' still in use\"}}",
+                    c.cmd("{\"execute\":\"block-export-del\",\"arguments\":{\"id\":\"live\"}}"));
+            assertEquals("{\"return\":{}}", c.cmd("{\"execute\":\"block-export-del\",\"arguments\":{\"id\":\"live\",\"mode\":\"hard\"}}"));
+            String ev = c.nextEvent();
+            assertTrue(ev.startsWith("{\"event\":\"BLOCK_EXPORT_DELETED\",\"data\":{\"id\":\"live\"}"), ev);
+            assertEquals("{\"return\":[]}", c.cmd("{\"execute\":\"query-block-exports\"}"));
+            String out = Guest.finish(guest, dir, 220);
+            assertTrue(out.contains("WRITE rc=0"), out);
+        }
+    }
+
+    @Test
     void badMonitorOptionsAreOneLineErrors() throws Exception {
         Appliance.Result r = Appliance.run("--chardev", "socket,id=m,path=" + dir.resolve("q") + ",server=on,wait=on",
                 "--monitor", "chardev=m");

@@ -60,6 +60,11 @@ public interface VirtioDevice {
     default void setQueueWaker(QueueWaker waker) {
     }
 
+    /** Device counters for monitoring (names in QMP style: "read-bytes"), in a stable order; none by default. */
+    default java.util.Map<String, Long> counters() {
+        return java.util.Map.of();
+    }
+
     /** The process is ending: release files, locks, memory. */
     default void close() {
     }

@@ -58,6 +58,21 @@ public final class VhostUserBackend {
     /** The connection being served, for {@link #wakeQueue} on device threads. */
     private volatile Session current;
 
+    /** Counters of the running queues of the connected frontend (empty without one). */
+    public java.util.List<dev.vhostappliance.virtqueue.QueueStats> queueStats() {
+        Session s = current;
+        java.util.List<dev.vhostappliance.virtqueue.QueueStats> out = new java.util.ArrayList<>();
+        if (s != null) {
+            for (Vring v : s.vrings) {
+                QueueWorker w = v.worker;
+                if (w != null) {
+                    out.add(w.queue().stats());
+                }
+            }
+        }
+        return out;
+    }
+
     /** {@link dev.vhostappliance.device.QueueWaker}: pokes the queue's worker if the queue is running. */
     private void wakeQueue(int queueIndex) {
         Session s = current;

@@ -105,7 +105,9 @@ public final class QmpMonitor implements AutoCloseable {
                 Files.deleteIfExists(path);
             }
             server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-            server.bind(UnixDomainSocketAddress.of(path), 16); // a backlog: clients may connect at once
+            Path bound = dev.vhostappliance.server.SocketPaths.bindingPath(path);
+            server.bind(UnixDomainSocketAddress.of(bound), 16); // a backlog: clients may connect at once
+            dev.vhostappliance.server.SocketPaths.publish(bound, path);
             socketPath = path;
         } catch (IOException e) {
             throw new StartupException("cannot listen on monitor socket " + path + ": " + e.getMessage(), e);

@@ -102,11 +102,18 @@ public final class BackendServer implements AutoCloseable {
         if (parent != null && !Files.isDirectory(parent)) {
             throw new StartupException("directory of socket path " + p + " does not exist");
         }
+        Path bound = SocketPaths.bindingPath(path);
+        int fd = -1;
         try {
-            int fd = UnixSockets.listen(p, 1);
+            fd = UnixSockets.listen(bound.toString(), 1);
+            SocketPaths.publish(bound, path);
             return new BackendServer(fd, true, path);
         } catch (NativeCallException e) {
             throw new StartupException("cannot listen on " + p + ": " + e.getMessage(), e);
+        } catch (IOException e) {
+            LibC.close(fd);
+            LibC.unlink(bound.toString());
+            throw new StartupException("cannot create socket " + p + ": " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {
             throw new StartupException(e.getMessage(), e);
         }

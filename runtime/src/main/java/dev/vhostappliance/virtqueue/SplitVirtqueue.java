@@ -180,6 +180,19 @@ public final class SplitVirtqueue implements Virtqueue {
         return inUse.get();
     }
 
+    // counters, written under completionLock
+    private long completed;
+    private long notifications;
+    private long suppressed;
+    private long bytesToGuest;
+
+    /** A snapshot of this queue's counters (for monitoring: QMP query-vhost-stats). */
+    public QueueStats stats() {
+        synchronized (completionLock) {
+            return new QueueStats(index, completed, inUse.get(), notifications, suppressed, bytesToGuest, broken);
+        }
+    }
+
     /**
      * The ring is stopping (GET_VRING_BASE, reset, disconnect): waits up to timeoutMillis for requests still
      * in flight on other threads, then drops any later completion. Returns whether everything completed.
@@ -418,6 +431,8 @@ public final class SplitVirtqueue implements Virtqueue {
                 }
                 usedIdx = (usedIdx + 1) & 0xffff;
                 IDX.setRelease(used, 2L, (short) usedIdx);
+                completed++;
+                bytesToGuest += writtenBytes;
                 if (inflight != null) {
                     inflight.endComplete(head, usedIdx);
                 }
@@ -436,6 +451,9 @@ public final class SplitVirtqueue implements Virtqueue {
             }
             if (needsNotification()) {
                 LibC.rawWrite(callFd, one, 8);
+                notifications++;
+            } else {
+                suppressed++;
             }
         }
     }

@@ -30,6 +30,7 @@ public final class DeviceHost {
         final Path socket;
         volatile boolean removed;
         volatile String state = "listening";
+        volatile VhostUserBackend backend;
         Thread thread;
 
         Served(String id, String type, VirtioDevice device, DeviceCommand command, BackendServer server, Path socket) {
@@ -60,6 +61,14 @@ public final class DeviceHost {
         public String state() {
             return state;
         }
+
+        public VirtioDevice device() {
+            return device;
+        }
+
+        public VhostUserBackend backend() {
+            return backend;
+        }
     }
 
     private final Map<String, Served> devices = new ConcurrentHashMap<>();
@@ -83,6 +92,7 @@ public final class DeviceHost {
 
     private void serve(Served s) {
         VhostUserBackend backend = new VhostUserBackend(s.device);
+        s.backend = backend;
         while (!s.removed && stopped.getCount() > 0) {
             try {
                 s.state = "listening";

@@ -265,6 +265,13 @@ public final class RunCommand implements Callable<Integer> {
             }
             return list;
         });
+        monitor.register("query-vhost-stats", args -> {
+            ArrayNode list = nodes.arrayNode();
+            for (DeviceHost.Served s : host.list()) {
+                list.add(dev.vhostappliance.qmp.DeviceStatsJson.of(s.id(), s.type(), s.connected(), s.device(), s.backend()));
+            }
+            return list;
+        });
         monitor.register("x-vhost-device-del", args -> {
             String id = args.path("id").asText(null);
             if (id == null || !host.remove(id)) {

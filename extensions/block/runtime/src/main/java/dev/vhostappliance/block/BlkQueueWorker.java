@@ -38,6 +38,14 @@ final class BlkQueueWorker {
     private int dataEnd;
     private long dataEndTrim;
     private long dataBytes;
+    // counters of this queue (read, without locking, for monitoring)
+    long reads;
+    long writes;
+    long readBytes;
+    long writeBytes;
+    long flushes;
+    long discards;
+    long errors;
 
     BlkQueueWorker(VirtioBlkDevice device, Virtqueue queue) {
         this.device = device;
@@ -96,7 +104,28 @@ final class BlkQueueWorker {
             default -> status = VirtioBlk.S_UNSUPP;
         }
         writeStatus(status);
+        count(type, status);
         return written;
+    }
+
+    private void count(int type, byte status) {
+        if (status != VirtioBlk.S_OK) {
+            errors++;
+            return;
+        }
+        switch (type) {
+            case VirtioBlk.T_IN -> {
+                reads++;
+                readBytes += dataBytes;
+            }
+            case VirtioBlk.T_OUT -> {
+                writes++;
+                writeBytes += dataBytes;
+            }
+            case VirtioBlk.T_FLUSH -> flushes++;
+            case VirtioBlk.T_DISCARD, VirtioBlk.T_WRITE_ZEROES -> discards++;
+            default -> { }
+        }
     }
 
     /** The status byte: the last byte of the last writable buffer. */

@@ -99,6 +99,13 @@ final class BlockQmpCommands {
             }
             return list;
         });
+        add("query-vhost-stats", args -> {
+            ArrayNode list = NODES.arrayNode();
+            for (StorageDaemon.Export e : daemon.exports()) {
+                list.add(dev.vhostappliance.qmp.DeviceStatsJson.of(e.id, "block", e.server.hasFrontend(), e.device, e.backend));
+            }
+            return list;
+        });
         Body resize = args -> {
             String name = args.has("node-name") ? text(args, "node-name") : text(args, "device");
             JsonNode size = args.get("size");

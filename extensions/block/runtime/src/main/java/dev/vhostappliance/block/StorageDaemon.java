@@ -60,6 +60,7 @@ public final class StorageDaemon {
         final VirtioBlkDevice device;
         final BackendServer server;
         Thread thread;
+        volatile VhostUserBackend backend;
 
         Export(String id, String nodeName, VirtioBlkDevice device, BackendServer server) {
             this.id = id;
@@ -496,6 +497,7 @@ public final class StorageDaemon {
 
     private void start(Export e) {
         VhostUserBackend backend = new VhostUserBackend(e.device);
+        e.backend = backend;
         e.thread = Thread.ofPlatform().name("export-" + e.id).start(() -> {
             try {
                 e.server.serve(backend::serve);

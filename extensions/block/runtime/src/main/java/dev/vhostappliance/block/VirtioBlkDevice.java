@@ -128,6 +128,29 @@ public final class VirtioBlkDevice implements VirtioDevice {
         w.handle(queue);
     }
 
+    @Override
+    public java.util.Map<String, Long> counters() {
+        long[] c = new long[7];
+        for (BlkQueueWorker w : workers) {
+            if (w != null) {
+                c[0] += w.reads;
+                c[1] += w.readBytes;
+                c[2] += w.writes;
+                c[3] += w.writeBytes;
+                c[4] += w.flushes;
+                c[5] += w.discards;
+                c[6] += w.errors;
+            }
+        }
+        java.util.Map<String, Long> m = new java.util.LinkedHashMap<>();
+        String[] names = {"reads", "read-bytes", "writes", "write-bytes", "flushes", "discards", "errors"};
+        for (int i = 0; i < names.length; i++) {
+            m.put(names[i], c[i]);
+        }
+        m.put("capacity-sectors", capacitySectors);
+        return m;
+    }
+
     byte[] config() {
         ByteBuffer b = ByteBuffer.allocate(VirtioBlk.CONFIG_BYTES).order(ByteOrder.LITTLE_ENDIAN);
         b.putLong(0, capacitySectors);

@@ -195,6 +195,22 @@ public final class VirtioGpuDevice implements VirtioDevice {
         }
     }
 
+    @Override
+    public java.util.Map<String, Long> counters() {
+        GpuStats s = stats();
+        java.util.Map<String, Long> m = new java.util.LinkedHashMap<>();
+        m.put("commands", s.commands());
+        m.put("errors", s.errors());
+        m.put("resources", s.resources());
+        m.put("resource-bytes", s.resourceBytes());
+        m.put("display-updates", s.updatesSent());
+        m.put("display-update-bytes", s.updateBytesSent());
+        m.put("cursor-updates", s.cursorUpdates());
+        m.put("cursor-moves", s.cursorMoves());
+        m.put("malformed", s.malformed());
+        return m;
+    }
+
     public GpuStats stats() {
         synchronized (commands) {
             long m;

@@ -218,6 +218,20 @@ public final class VirtioInputDevice implements VirtioDevice {
         return driverActive;
     }
 
+    @Override
+    public java.util.Map<String, Long> counters() {
+        InputStats s = stats();
+        java.util.Map<String, Long> m = new java.util.LinkedHashMap<>();
+        m.put("events-delivered", s.eventsDelivered());
+        m.put("batches-dropped", s.batchesDropped());
+        m.put("events-dropped", s.eventsDropped());
+        m.put("events-without-driver", s.eventsWithoutDriver());
+        m.put("status-events", s.statusEvents());
+        m.put("malformed-buffers", s.malformedBuffers());
+        m.put("backlog", (long) s.backlog());
+        return m;
+    }
+
     public synchronized InputStats stats() {
         return new InputStats(delivered, backlog.droppedBatches(), backlog.droppedEvents(), withoutDriver,
                 statusEvents, malformed, backlog.size());

@@ -66,7 +66,9 @@ public final class VirtualInputSource implements InputSource {
         }
         ServerSocketChannel s = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         try {
-            s.bind(addr, 16); // a backlog: several programs may connect at once
+            Path bound = dev.vhostappliance.server.SocketPaths.bindingPath(path);
+            s.bind(UnixDomainSocketAddress.of(bound), 16); // a backlog: several programs may connect at once
+            dev.vhostappliance.server.SocketPaths.publish(bound, path);
         } catch (IOException e) {
             s.close();
             throw new IOException("cannot listen on event socket " + path + ": " + e.getMessage(), e);
