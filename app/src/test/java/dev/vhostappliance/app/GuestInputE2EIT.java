@@ -22,9 +22,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * End to end under real QEMU (TCG, QEMU 8 or later: 7.2 refuses vhost-user-input without KVM): the guest sees
- * the appliance's virtual input device with its configured name, ids and axis ranges, reads from its evdev
- * node exactly the events the host typed over the event socket, and an LED the guest sets arrives back at
- * the host.
+ * the appliance's virtual input device (run from a config file) with its configured name, ids and axis ranges,
+ * reads from its evdev node exactly the events the host typed through QMP input-send-event and over the event
+ * socket, and an LED the guest sets arrives back at the host.
  */
 class GuestInputE2EIT {
     static final String NAME = "vhost-appliance e2e input";
@@ -38,8 +38,13 @@ class GuestInputE2EIT {
     }
 
     /** What the host sends (JSON lines) and the events the guest must read, as "EV type code value". */
+    /** KEY_H is typed through QMP input-send-event (QEMU's shape), the rest over the event socket. */
+    static final List<String> QMP_SENT = List.of(
+            "{\"execute\":\"input-send-event\",\"arguments\":{\"device\":\"kbd\",\"events\":[{\"type\":\"key\","
+                    + "\"data\":{\"down\":true,\"key\":{\"type\":\"qcode\",\"data\":\"h\"}}}]}}",
+            "{\"execute\":\"input-send-event\",\"arguments\":{\"events\":[{\"type\":\"key\","
+                    + "\"data\":{\"down\":false,\"key\":{\"type\":\"qcode\",\"data\":\"h\"}}}]}}");
     static final List<String> SENT = List.of(
-            "{\"key\":\"KEY_H\"}",
             "{\"key\":\"KEY_I\"}",
             "{\"code\":\"REL_X\",\"value\":5}", "{\"code\":\"REL_Y\",\"value\":-3}", "{\"code\":\"SYN_REPORT\"}",
             "{\"code\":\"ABS_X\",\"value\":16384}", "{\"code\":\"ABS_Y\",\"value\":8192}",
@@ -58,9 +63,19 @@ class GuestInputE2EIT {
         Path sock = dir.resolve("input.sock");
         Path events = dir.resolve("events.sock");
         Path log = dir.resolve("appliance.log");
-        Process appliance = Appliance.start(Appliance.command(null, "input", "--socket-path=" + sock,
-                "--event-socket=" + events, "--preset=keyboard,mouse,tablet", "--name=" + NAME, "--ids=6:1af4:4321:2",
-                "--abs=ABS_PRESSURE:0:1023:2:3:4"), log);
+        Path qmpSock = dir.resolve("qmp.sock");
+        Path cfg = dir.resolve("input.properties");
+        java.nio.file.Files.writeString(cfg, String.join("\n",
+                "appliance.monitor.socket-path=" + qmpSock,
+                "appliance.devices.kbd.type=input",
+                "appliance.devices.kbd.socket-path=" + sock,
+                "appliance.devices.kbd.event-socket=" + events,
+                "appliance.devices.kbd.preset=keyboard,mouse,tablet",
+                "appliance.devices.kbd.name=" + NAME,
+                "appliance.devices.kbd.ids=6:1af4:4321:2",
+                "appliance.devices.kbd.abs=ABS_PRESSURE:0:1023:2:3:4", ""));
+        // run from a config file, with a QMP monitor: one process as an operator would run it
+        Process appliance = Appliance.start(Appliance.command(null, "run", "--config", cfg.toString()), log);
         try {
             assertTrue(Appliance.awaitFile(sock, 30_000), "appliance listening: " + Files.readString(log));
             String script = String.join("\n",
@@ -90,6 +105,11 @@ class GuestInputE2EIT {
                         return e.toString();
                     }
                 });
+                try (Qmp qmp = Qmp.connect(qmpSock, 10_000)) {
+                    for (String cmd : QMP_SENT) {
+                        assertEquals("{\"return\":{}}", qmp.execute(cmd));
+                    }
+                }
                 c.write(ByteBuffer.wrap((String.join("\n", SENT) + "\n").getBytes(StandardCharsets.UTF_8)));
                 String out = Guest.finish(guest, dir, 260);
                 assertEquals("{\"type\":\"EV_LED\",\"code\":\"LED_CAPSL\",\"value\":1}", led.get(10, TimeUnit.SECONDS),

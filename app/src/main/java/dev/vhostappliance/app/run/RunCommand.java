@@ -272,6 +272,28 @@ public final class RunCommand implements Callable<Integer> {
             }
             return list;
         });
+        monitor.register("input-send-event", args -> {
+            List<DeviceHost.Served> inputs = host.list().stream()
+                    .filter(s -> s.device() instanceof dev.vhostappliance.input.VirtioInputDevice).toList();
+            String id = args.has("device") ? args.get("device").asText() : null;
+            DeviceHost.Served target = null;
+            for (DeviceHost.Served s : inputs) {
+                if (id == null ? inputs.size() == 1 : s.id().equals(id)) {
+                    target = s;
+                }
+            }
+            if (target == null) {
+                throw new QmpException(QmpException.DEVICE_NOT_FOUND, id != null ? "Device '" + id + "' is not an input device"
+                        : inputs.isEmpty() ? "No input device" : "Several input devices: give 'device'");
+            }
+            var device = (dev.vhostappliance.input.VirtioInputDevice) target.device();
+            try {
+                device.inject(dev.vhostappliance.input.QmpInputEvents.toEvdev(args.get("events"), device.identity()));
+            } catch (IllegalArgumentException e) {
+                throw new QmpException(e.getMessage());
+            }
+            return nodes.objectNode();
+        });
         monitor.register("x-vhost-device-del", args -> {
             String id = args.path("id").asText(null);
             if (id == null || !host.remove(id)) {

@@ -9,6 +9,7 @@ import dev.vhostappliance.virtqueue.VirtioRing;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.List;
 import org.jboss.logging.Logger;
 
 /**
@@ -24,6 +25,7 @@ public final class VirtioInputDevice implements VirtioDevice {
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED;
 
     private final InputSource source;
+    private final Object injectLock = new Object();
     private final InputIdentity identity;
     private final EventBacklog backlog = new EventBacklog(BACKLOG_EVENTS);
     private final byte[] config = new byte[VirtioInput.CONFIG_BYTES];
@@ -44,7 +46,11 @@ public final class VirtioInputDevice implements VirtioDevice {
         this.source = source;
         this.identity = source.identity();
         select(VirtioInput.CFG_UNSET, 0);
-        source.start(this::sourceEvent);
+        source.start((type, code, value) -> {
+            synchronized (injectLock) { // a QMP injection lands between the source's events, not inside its own
+                sourceEvent(type, code, value);
+            }
+        });
     }
 
     @Override
@@ -73,7 +79,21 @@ public final class VirtioInputDevice implements VirtioDevice {
         this.waker = w;
     }
 
-    /** On the source's thread. */
+    /** The device's identity (what the guest sees). */
+    public InputIdentity identity() {
+        return identity;
+    }
+
+    /** Events from elsewhere than the source (QMP input-send-event), delivered like the source's own. */
+    public void inject(List<int[]> events) {
+        synchronized (injectLock) {
+            for (int[] e : events) {
+                sourceEvent(e[0], e[1], e[2]);
+            }
+        }
+    }
+
+    /** On the source's thread (or an injecting one). */
     private void sourceEvent(int type, int code, int value) {
         boolean report = type == VirtioInput.EV_SYN && code == VirtioInput.SYN_REPORT;
         synchronized (this) {
