@@ -127,8 +127,10 @@ class ConfigRunIT {
             assertEquals("rw-rw----", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("disk0.sock"))));
             try (Qmp qmp = Qmp.connect(dir.resolve("qmp.sock"), 10_000)) {
                 String list = qmp.execute("{\"execute\":\"query-vhost-devices\"}");
+                // (connected may still be true for a moment: the queue probes above just hung up)
                 assertTrue(list.contains("{\"id\":\"disk0\",\"type\":\"block\",\"socket-path\":\"" + dir.resolve("disk0.sock")
-                        + "\",\"connected\":false,\"state\":\"listening\"}"), list);
+                        + "\",\"connected\":"), list);
+                assertTrue(list.contains(",\"state\":\"listening\"}"), list);
                 assertTrue(list.contains("\"id\":\"kbd\"") && list.contains("\"id\":\"screen\""), list);
                 assertEquals("{\"return\":{}}", qmp.execute("{\"execute\":\"x-vhost-device-del\",\"arguments\":{\"id\":\"disk0\"}}"));
                 assertFalse(Files.exists(dir.resolve("disk0.sock")), "removed device's socket gone");
@@ -141,8 +143,8 @@ class ConfigRunIT {
                 assertEquals(3, queues(dir.resolve("disk3.sock")));
                 assertEquals("rw-rw----", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("disk3.sock"))));
                 String stats = qmp.execute("{\"execute\":\"query-vhost-stats\"}");
-                assertTrue(stats.contains("{\"id\":\"disk3\",\"type\":\"block\",\"connected\":false,\"device\":{\"reads\":0,"), stats);
-                assertTrue(stats.contains("\"id\":\"kbd\",\"type\":\"input\",\"connected\":false,\"device\":{\"events-delivered\":0"), stats);
+                assertTrue(stats.matches(".*\\{\"id\":\"disk3\",\"type\":\"block\",\"connected\":(true|false),\"device\":\\{\"reads\":0,.*"), stats);
+                assertTrue(stats.contains("\"device\":{\"events-delivered\":0,"), stats);
                 String bad = qmp.execute("{\"execute\":\"x-vhost-device-add\",\"arguments\":{\"id\":\"disk2\",\"type\":\"block\","
                         + "\"options\":{\"socket-path\":\"" + dir.resolve("disk2.sock") + "\",\"blk-file\":\"" + img + "\"}}}");
                 assertTrue(bad.startsWith("{\"error\":{\"class\":\"GenericError\",\"desc\":\"appliance.devices.disk2: "), bad);
@@ -154,6 +156,47 @@ class ConfigRunIT {
             for (String s : List.of("disk1.sock", "disk3.sock", "kbd.sock", "gpu.sock", "qmp.sock")) {
                 assertFalse(Files.exists(dir.resolve(s)), s + " removed at exit");
             }
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
+    @Test
+    void blockNodesAndExportsInTheQemuStorageDaemonShapeServeBesideDevices() throws Exception {
+        Path img = image("q.img");
+        Path cfg = dir.resolve("qsd.yaml");
+        String yaml = String.join("\n",
+                "appliance:",
+                "  blockdev:",
+                "    disk0: {driver: file, filename: " + img + ", cache: {direct: \"on\"}}",
+                "    scratch: {driver: null-co, size: 1048576}",
+                "  export:",
+                "    exp0:",
+                "      node-name: disk0",
+                "      writable: \"on\"",
+                "      num-queues: 2",
+                "      addr: {type: unix, path: " + dir.resolve("exp0.sock") + "}",
+                "    exp1: {node-name: NODE, addr: {type: unix, path: " + dir.resolve("exp1.sock") + "}}",
+                "  devices:",
+                "    kbd: {type: input, socket-path: " + dir.resolve("kbd.sock") + ", event-socket: " + dir.resolve("ev.sock") + "}",
+                "");
+        Files.writeString(cfg, yaml.replace("NODE", "nope"));
+        Appliance.Result bad = Appliance.run("run", "--config", cfg.toString());
+        assertEquals(1, bad.exit());
+        assertEquals(List.of("run: appliance.export.exp1: Cannot find node 'nope'"), bad.errLines());
+        assertFalse(Files.exists(dir.resolve("exp0.sock")), "nothing left behind");
+        Files.writeString(cfg, yaml.replace("NODE", "scratch"));
+        Path log = dir.resolve("qsd.log");
+        Process p = Appliance.start(Appliance.command(null, "run", "--config", cfg.toString()), log);
+        try {
+            assertTrue(Appliance.awaitFile(dir.resolve("kbd.sock"), 30_000), Files.readString(log));
+            assertEquals(2, queues(dir.resolve("exp0.sock")));
+            assertEquals(1, queues(dir.resolve("exp1.sock")));
+            assertEquals(2, queues(dir.resolve("kbd.sock")));
+            p.destroy();
+            assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+            assertEquals(0, p.exitValue());
+            assertFalse(Files.exists(dir.resolve("exp0.sock")));
         } finally {
             p.destroyForcibly();
         }

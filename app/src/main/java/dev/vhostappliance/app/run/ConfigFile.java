@@ -34,6 +34,9 @@ import org.eclipse.microprofile.config.spi.ConfigSource;
  */
 public final class ConfigFile {
     static final String DEVICES = "appliance.devices.";
+    /** The qemu-storage-daemon shape: appliance.blockdev.NODE.driver=file ..., appliance.export.ID.node-name=NODE ... */
+    static final String BLOCKDEV = "appliance.blockdev.";
+    static final String EXPORT = "appliance.export.";
     static final List<Path> DEFAULT_LOCATIONS = List.of(Path.of("config/application.yaml"),
             Path.of("config/application.properties"), Path.of("/etc/vhost-appliance/application.yaml"),
             Path.of("/etc/vhost-appliance/application.properties"));
@@ -111,11 +114,41 @@ public final class ConfigFile {
         return out;
     }
 
+    /**
+     * The trees under prefix (appliance.blockdev., appliance.export.): one per first-level id, its keys split on
+     * dots into nested maps (cache.direct=on is {"cache": {"direct": "on"}}), values as text.
+     */
+    @SuppressWarnings("unchecked")
+    public Map<String, Map<String, Object>> trees(String prefix) {
+        Map<String, Map<String, Object>> out = new TreeMap<>();
+        for (String name : propertyNames()) {
+            if (!name.startsWith(prefix)) {
+                continue;
+            }
+            String[] path = name.substring(prefix.length()).split("\\.");
+            if (path.length < 2) {
+                continue;
+            }
+            Map<String, Object> node = out.computeIfAbsent(path[0], k -> new java.util.LinkedHashMap<>());
+            for (int i = 1; i < path.length - 1; i++) {
+                Object child = node.computeIfAbsent(path[i], k -> new java.util.LinkedHashMap<String, Object>());
+                if (!(child instanceof Map)) {
+                    child = new java.util.LinkedHashMap<String, Object>();
+                    node.put(path[i], child);
+                }
+                node = (Map<String, Object>) child;
+            }
+            node.put(path[path.length - 1], get(name));
+        }
+        return out;
+    }
+
     /** Keys under appliance. that are neither devices nor known settings. */
     public List<String> unknownKeys(List<String> known) {
         List<String> out = new ArrayList<>();
         for (String name : propertyNames()) {
-            if (name.startsWith("appliance.") && !name.startsWith(DEVICES) && !known.contains(name)) {
+            if (name.startsWith("appliance.") && !name.startsWith(DEVICES) && !name.startsWith(BLOCKDEV)
+                    && !name.startsWith(EXPORT) && !known.contains(name)) {
                 out.add(name);
             }
         }

@@ -77,7 +77,15 @@ public final class RunCommand implements Callable<Integer> {
         GroupPrincipal group = socketGroup(cf.get("appliance.sockets.group"), errors);
         Map<String, Map<String, String>> devices = cf.devices();
         String monitorPath = cf.get("appliance.monitor.socket-path");
-        if (devices.isEmpty() && monitorPath == null) {
+        var blockdevs = cf.trees(ConfigFile.BLOCKDEV);
+        var exportTrees = cf.trees(ConfigFile.EXPORT);
+        dev.vhostappliance.block.StorageDaemon storage = null;
+        if (!blockdevs.isEmpty() || !exportTrees.isEmpty()) {
+            // built (images locked, sockets bound) even with --check: the same checks as the real start
+            storage = dev.vhostappliance.block.StorageDaemon.fromTrees(blockdevs, exportTrees, ConfigFile.BLOCKDEV,
+                    ConfigFile.EXPORT, errors);
+        }
+        if (devices.isEmpty() && monitorPath == null && blockdevs.isEmpty() && exportTrees.isEmpty()) {
             errors.add("appliance.devices: no devices configured (appliance.devices.ID.type=block|input|gpu ...)"
                     + (cf.sources().isEmpty() ? "; no configuration file found" : " in " + String.join(", ", cf.sources())));
         }
@@ -116,6 +124,9 @@ public final class RunCommand implements Callable<Integer> {
             }
             err.flush();
             servers.values().forEach(BackendServer::close);
+            if (storage != null) {
+                storage.shutdown();
+            }
             for (Built b : built) {
                 b.device().close();
                 b.command().release();
@@ -123,7 +134,11 @@ public final class RunCommand implements Callable<Integer> {
             return ExitCodes.STARTUP_FAILURE;
         }
         if (check) {
-            spec.commandLine().getOut().println("configuration OK: " + built.size() + " device(s) from "
+            if (storage != null) {
+                storage.shutdown();
+            }
+            spec.commandLine().getOut().println("configuration OK: " + built.size() + " device(s)"
+                    + (storage != null ? " and " + storage.exportIds().size() + " block export(s)" : "") + " from "
                     + String.join(", ", cf.sources()));
             for (Built b : built) {
                 b.device().close();
@@ -133,6 +148,9 @@ public final class RunCommand implements Callable<Integer> {
         }
         DeviceHost host = new DeviceHost();
         ShutdownSignals.onTerminate(host::stopAll);
+        if (storage != null) {
+            storage.startServing();
+        }
         for (Built b : built) {
             host.add(b.spec().id(), b.spec().type(), b.device(), b.command(), servers.get(b.spec().id()), b.socket());
         }
@@ -143,9 +161,15 @@ public final class RunCommand implements Callable<Integer> {
             monitor.listen(Path.of(monitorPath));
             applyOwnership(Path.of(monitorPath), mode, group);
         }
+        if (storage != null) {
+            LOG.infof("serving block exports %s (qemu-storage-daemon shape)", storage.exportIds());
+        }
         LOG.infof("serving %d device(s): %s", built.size(), String.join(", ", built.stream()
                 .map(b -> b.spec().id() + " (" + b.spec().type() + ", " + b.socket() + ")").toList()));
         host.awaitStop();
+        if (storage != null) {
+            storage.shutdown();
+        }
         if (monitor != null) {
             monitor.close();
         }

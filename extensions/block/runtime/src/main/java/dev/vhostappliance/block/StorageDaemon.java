@@ -70,6 +70,63 @@ public final class StorageDaemon {
         }
     }
 
+    /**
+     * The qemu-storage-daemon shape inside a config file ({@code run}): nodes and exports as JSON-like trees,
+     * keyed by node name and export id. Every error is added to errors, prefixed with where it came from; the
+     * daemon returned serves nothing until {@link #startServing()}.
+     */
+    public static StorageDaemon fromTrees(Map<String, Map<String, Object>> blockdevs, Map<String, Map<String, Object>> exportTrees,
+            String blockdevPrefix, String exportPrefix, List<String> errors) {
+        StorageDaemon d = new StorageDaemon();
+        for (Map.Entry<String, Map<String, Object>> b : blockdevs.entrySet()) {
+            try {
+                Map<String, Object> tree = new LinkedHashMap<>(b.getValue());
+                tree.putIfAbsent("node-name", b.getKey());
+                d.addNode(tree);
+            } catch (OptionException e) {
+                errors.add(blockdevPrefix + b.getKey() + ": " + e.getMessage());
+            }
+        }
+        for (Map.Entry<String, Map<String, Object>> x : exportTrees.entrySet()) {
+            try {
+                Map<String, Object> tree = new LinkedHashMap<>(x.getValue());
+                tree.putIfAbsent("id", x.getKey());
+                tree.putIfAbsent("type", "vhost-user-blk");
+                d.export(new OptionReader(tree));
+            } catch (OptionException e) {
+                errors.add(exportPrefix + x.getKey() + ": " + e.getMessage());
+            }
+        }
+        return d;
+    }
+
+    /** Serves every export on its own thread; returns at once. */
+    public synchronized void startServing() {
+        for (Export e : exports) {
+            start(e);
+        }
+    }
+
+    /** Socket paths of the exports (for ownership and listing). */
+    public List<String> exportIds() {
+        return exports.stream().map(e -> e.id).toList();
+    }
+
+    /** Stops every export and releases nodes, sockets and locks. */
+    public void shutdown() {
+        stopAll();
+        for (Export e : exports) {
+            if (e.thread != null) {
+                try {
+                    e.thread.join(5000);
+                } catch (InterruptedException ex) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+        close();
+    }
+
     /** Runs the daemon; returns the exit status. Errors are one line on err, prefixed with the program. */
     public static int run(String program, String[] args, PrintStream err) {
         StorageDaemon d = new StorageDaemon();
