@@ -110,6 +110,10 @@ public final class SplitVirtqueue implements Virtqueue {
             // ring resumes after it (used->idx + in flight), whatever base the frontend guessed.
             resubmit = recovered;
             this.lastAvail = (this.usedIdx + recovered.length) & 0xffff;
+            if (recovered.length > 0) {
+                LOG.infof("virtqueue %d: resubmitting %d request(s) that were in flight before the reconnect", index,
+                        recovered.length);
+            }
         }
     }
 

@@ -177,6 +177,7 @@ class VirtioGpuDeviceTest {
         display.offeredProtocolFeatures = 0;
         fe.send(VhostUserRequest.GPU_SET_SOCKET, Message.VERSION, 0, null, display.backendFd);
         LibC.close(display.backendFd);
+        assertEquals(2, fe.getU64(VhostUserRequest.GET_QUEUE_NUM), "socket taken before the commands below");
         assertEquals(VirtioGpu.RESP_ERR_UNSPEC, type(command(VirtioGpu.CMD_GET_EDID, 32, b -> b.putInt(24, 0))));
         assertEquals(VirtioGpu.RESP_OK_DISPLAY_INFO,
                 send(command(VirtioGpu.CMD_GET_DISPLAY_INFO, 24, null), VirtioGpu.DISPLAY_INFO_BYTES).getInt(0));
