@@ -19,8 +19,21 @@ final class Appliance {
         }
     }
 
+    /** src/packaging/jvm.options: the JVM options every launcher uses. */
+    static final List<String> JVM_OPTIONS = jvmOptions();
+
+    private static List<String> jvmOptions() {
+        try {
+            return java.nio.file.Files.readAllLines(PackagingIT.ROOT.resolve("src/packaging/jvm.options")).stream()
+                    .map(String::strip).filter(l -> !l.isEmpty() && !l.startsWith("#")).toList();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     static List<String> command(String invokedAs, String... args) {
-        List<String> cmd = new ArrayList<>(List.of(JAVA, "--enable-native-access=ALL-UNNAMED"));
+        List<String> cmd = new ArrayList<>(List.of(JAVA));
+        cmd.addAll(JVM_OPTIONS); // as the launchers run it
         if (invokedAs != null) {
             cmd.add("-Dvhost.invoked-as=" + invokedAs);
         }

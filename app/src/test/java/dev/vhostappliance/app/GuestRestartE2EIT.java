@@ -49,6 +49,11 @@ class GuestRestartE2EIT {
 
     /** Boots the guest, kills the appliance KILLS times during fio (restarting it each time), checks fio. */
     private void run(List<String> applianceArgs, List<String> qemuArgs, boolean applianceFirst) throws Exception {
+        run(applianceArgs, qemuArgs, applianceFirst, true);
+    }
+
+    /** As above; with graceful, SIGTERM instead of SIGKILL, which must end the appliance with 0 within a second. */
+    private void run(List<String> applianceArgs, List<String> qemuArgs, boolean applianceFirst, boolean kill) throws Exception {
         Path log = dir.resolve("appliance.log");
         Path results = dir.resolve("results.log");
         List<Process> appliances = new ArrayList<>();
@@ -67,9 +72,20 @@ class GuestRestartE2EIT {
             for (int k = 1; k <= KILLS; k++) {
                 Thread.sleep(3000); // the appliance is up and QEMU has reconnected (reconnect every second)
                 Process p = appliances.getLast();
-                p.destroyForcibly(); // SIGKILL
+                long t0 = System.nanoTime();
+                if (kill) {
+                    p.destroyForcibly(); // SIGKILL
+                } else {
+                    p.destroy(); // SIGTERM, under load
+                }
                 assertTrue(p.waitFor(10, TimeUnit.SECONDS));
-                System.out.println("restart test: SIGKILL " + k + " (exit " + p.exitValue() + ")");
+                long millis = (System.nanoTime() - t0) / 1_000_000;
+                System.out.println("restart test: " + (kill ? "SIGKILL " : "SIGTERM ") + k + " (exit " + p.exitValue() + ", "
+                        + millis + " ms)");
+                if (!kill) {
+                    assertEquals(0, p.exitValue(), "SIGTERM under load ends with status 0");
+                    assertTrue(millis < 1000, "SIGTERM under load ends within a second: " + millis + " ms");
+                }
                 appliances.add(Appliance.start(Appliance.command(null, applianceArgs.toArray(new String[0])),
                         dir.resolve("appliance-" + k + ".log")));
             }
@@ -82,7 +98,7 @@ class GuestRestartE2EIT {
                     resubmitted += Files.readString(l).lines().filter(x -> x.contains("resubmitting")).count();
                 }
             }
-            System.out.println("restart test: " + KILLS + " SIGKILLs, " + resubmitted + " restart(s) resubmitted in-flight requests; "
+            System.out.println("restart test: " + KILLS + (kill ? " SIGKILLs, " : " SIGTERMs, ") + resubmitted + " restart(s) resubmitted in-flight requests; "
                     + out.lines().filter(x -> x.contains("err=")).findFirst().orElse(""));
             // Whether a kill lands while a request is between pop and completion is chance (the appliance completes
             // requests in microseconds); resubmission itself is asserted by ConnectionLifecycleTest. What must hold
@@ -111,6 +127,15 @@ class GuestRestartE2EIT {
         run(List.of("block", "--client", "--reconnect=1", "--socket-path=" + sock, "--blk-file=" + img),
                 List.of("-chardev", "socket,id=vblk0,path=" + sock + ",server=on,wait=off", "-device",
                         "vhost-user-blk-pci,chardev=vblk0"), false);
+    }
+
+    @Test
+    void sigtermUnderLoadEndsWithinASecondAndTheGuestLosesNothing() throws Exception {
+        Path img = image();
+        Path sock = dir.resolve("blk.sock");
+        run(List.of("block", "--socket-path=" + sock, "--blk-file=" + img, "--num-queues=2"),
+                List.of("-chardev", "socket,id=vblk0,path=" + sock + ",reconnect-ms=1000", "-device",
+                        "vhost-user-blk-pci,chardev=vblk0,num-queues=2"), true, false);
     }
 
     static long openFds(Process p) throws Exception {
