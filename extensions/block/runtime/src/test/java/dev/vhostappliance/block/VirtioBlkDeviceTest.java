@@ -52,7 +52,7 @@ class VirtioBlkDeviceTest {
     }
 
     /** Sends one request (header, optional data out, data-in room, status) and waits for it. */
-    private static Done request(DriverQueue q, GuestRam ram, int type, long sector, byte[] out, int inLen) throws Exception {
+    static Done request(DriverQueue q, GuestRam ram, int type, long sector, byte[] out, int inLen) throws Exception {
         long h = ram.alloc(16, 8);
         ram.write(h, header(type, sector));
         long status = ram.alloc(1, 1);
