@@ -19,6 +19,15 @@ final class Appliance {
         }
     }
 
+    /** A sparse image file of size bytes in dir. */
+    static Path image(Path dir, String name, long size) throws IOException {
+        Path p = dir.resolve(name);
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(p.toFile(), "rw")) {
+            f.setLength(size);
+        }
+        return p;
+    }
+
     /** src/packaging/jvm.options: the JVM options every launcher uses. */
     static final List<String> JVM_OPTIONS = jvmOptions();
 

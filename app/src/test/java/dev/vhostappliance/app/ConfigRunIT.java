@@ -26,11 +26,7 @@ class ConfigRunIT {
     Path dir;
 
     private Path image(String name) throws Exception {
-        Path p = dir.resolve(name);
-        try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
-            f.setLength(16 << 20);
-        }
-        return p;
+        return Appliance.image(dir, name, 16 << 20);
     }
 
     /** GET_QUEUE_NUM over the device's vhost-user socket: it answers (and how many queues it has). */

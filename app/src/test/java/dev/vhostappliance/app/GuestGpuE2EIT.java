@@ -115,22 +115,36 @@ class GuestGpuE2EIT {
         assertEquals(0, diff(resource("expected-1280x800.png"), shots.get(0)), "QEMU's own device, pixels differing");
     }
 
-    @Test
-    void theApplianceShowsExactlyWhatTheGuestPaintedAndTheCursorMoves() throws Exception {
+    /** The appliance serving a gpu on a fresh socket; shoots heads through QEMU's vhost-user-gpu-pci with deviceOptions. */
+    private record Shot(List<BufferedImage> heads, Process appliance, Path log) {
+    }
+
+    private Shot applianceShots(String deviceOptions, int heads, String append) throws Exception {
         Path sock = dir.resolve("gpu.sock");
         Path log = dir.resolve("appliance.log");
         Process appliance = Appliance.start(Appliance.command(null, "gpu", "--socket-path=" + sock), log);
         try {
             assertTrue(Appliance.awaitFile(sock, 30_000), "appliance listening: " + Files.readString(log));
-            List<BufferedImage> shots = paintAndShoot(List.of("-chardev", "socket,id=vgpu,path=" + sock, "-device",
-                    "vhost-user-gpu-pci,chardev=vgpu,id=gpu0"), 1, null);
-            long differing = diff(resource("expected-1280x800.png"), shots.get(0));
+            return new Shot(paintAndShoot(List.of("-chardev", "socket,id=vgpu,path=" + sock, "-device",
+                    "vhost-user-gpu-pci,chardev=vgpu,id=gpu0" + deviceOptions), heads, append), appliance, log);
+        } catch (Exception | Error e) {
+            appliance.destroyForcibly();
+            throw e;
+        }
+    }
+
+    @Test
+    void theApplianceShowsExactlyWhatTheGuestPaintedAndTheCursorMoves() throws Exception {
+        Shot shot = applianceShots("", 1, null);
+        Process appliance = shot.appliance();
+        try {
+            long differing = diff(resource("expected-1280x800.png"), shot.heads().get(0));
             System.out.println("gpu e2e, one head: " + differing + " of 1024000 pixels differ from QEMU's virtio-gpu-pci");
             assertEquals(0, differing);
             appliance.destroy();
             assertTrue(appliance.waitFor(5, TimeUnit.SECONDS));
             assertEquals(0, appliance.exitValue());
-            String stats = Files.readString(log);
+            String stats = Files.readString(shot.log());
             Matcher m = Pattern.compile("(\\d+) cursor updates, (\\d+) cursor moves").matcher(stats);
             assertTrue(m.find(), stats);
             assertTrue(Integer.parseInt(m.group(1)) >= 1, "cursor shape sent: " + m.group());
@@ -143,13 +157,10 @@ class GuestGpuE2EIT {
 
     @Test
     void twoScanoutsBothShowTheGuestsPicture() throws Exception {
-        Path sock = dir.resolve("gpu.sock");
-        Path log = dir.resolve("appliance.log");
-        Process appliance = Appliance.start(Appliance.command(null, "gpu", "--socket-path=" + sock), log);
+        Shot shot = applianceShots(",max_outputs=2", 2, TWO_HEADS);
+        Process appliance = shot.appliance();
+        List<BufferedImage> shots = shot.heads();
         try {
-            assertTrue(Appliance.awaitFile(sock, 30_000), "appliance listening: " + Files.readString(log));
-            List<BufferedImage> shots = paintAndShoot(List.of("-chardev", "socket,id=vgpu,path=" + sock, "-device",
-                    "vhost-user-gpu-pci,chardev=vgpu,id=gpu0,max_outputs=2"), 2, TWO_HEADS);
             long d0 = diff(resource("expected-1280x800.png"), shots.get(0));
             long d1 = diff(resource("expected-head1-5120x2160.png"), shots.get(1));
             System.out.println("gpu e2e, two heads: " + d0 + " and " + d1 + " pixels differ from QEMU's virtio-gpu-pci");

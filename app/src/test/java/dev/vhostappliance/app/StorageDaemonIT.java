@@ -20,11 +20,7 @@ class StorageDaemonIT {
     Path dir;
 
     private Path image(String name) throws Exception {
-        Path p = dir.resolve(name);
-        try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
-            f.setLength(16 << 20);
-        }
-        return p;
+        return Appliance.image(dir, name, 16 << 20);
     }
 
     @Test
@@ -54,7 +50,7 @@ class StorageDaemonIT {
                 "    r, f, n = struct.unpack('<III', c.recv(12)); q, = struct.unpack('<Q', c.recv(n))",
                 "    print('queues', os.path.basename(path), q)",
                 "    c.close()",
-                "second = subprocess.run(cmd[:4] + ['--blockdev', 'driver=null-co,node-name=x', '--export',",
+                "second = subprocess.run(cmd[:cmd.index('-jar') + 2] + ['--blockdev', 'driver=null-co,node-name=x', '--export',",
                 "    'type=vhost-user-blk,id=x,node-name=x,addr.type=unix,addr.path=' + s1 + '.2', '--pidfile', pidfile],",
                 "    capture_output=True, text=True)",
                 "print('second', second.returncode, len(second.stderr.strip().splitlines()), 'another daemon' in second.stderr)",

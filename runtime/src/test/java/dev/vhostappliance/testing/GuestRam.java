@@ -50,6 +50,15 @@ public final class GuestRam implements AutoCloseable {
         return r;
     }
 
+    /** The backend's view of this RAM, as SET_MEM_TABLE would build it (for tests that drive devices directly). */
+    public dev.vhostappliance.memory.GuestMemory guestMemory() throws Exception {
+        dev.vhostappliance.memory.GuestMemory m = dev.vhostappliance.memory.GuestMemory.empty();
+        for (Region r : regions) {
+            m = m.withRegion(new dev.vhostappliance.memory.MemoryRegionSpec(r.gpa(), r.size(), r.uva(), r.mmapOffset()), r.fd());
+        }
+        return m;
+    }
+
     public List<Region> regions() {
         return regions;
     }

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.vhostappliance.memory.GuestMemory;
-import dev.vhostappliance.memory.MemoryRegionSpec;
 import dev.vhostappliance.testing.GuestRam;
 import java.lang.foreign.MemorySegment;
 
@@ -23,8 +22,7 @@ class DescriptorWalkFuzzTest {
     static {
         try {
             RAM_REGION = GuestRam.single(RAM);
-            GuestRam.Region r = RAM_REGION.regions().get(0);
-            MEMORY = GuestMemory.empty().withRegion(new MemoryRegionSpec(r.gpa(), r.size(), r.uva(), r.mmapOffset()), r.fd());
+            MEMORY = RAM_REGION.guestMemory();
         } catch (Exception e) {
             throw new ExceptionInInitializerError(e);
         }

@@ -128,9 +128,12 @@ public final class VirtioBlkDevice implements VirtioDevice {
         w.handle(queue);
     }
 
+    private static final String[] COUNTERS = {"reads", "read-bytes", "writes", "write-bytes", "flushes", "discards",
+        "errors", "capacity-sectors"};
+
     @Override
     public java.util.Map<String, Long> counters() {
-        long[] c = new long[7];
+        long[] c = new long[COUNTERS.length];
         for (BlkQueueWorker w : workers) {
             if (w != null) {
                 c[0] += w.reads;
@@ -142,13 +145,8 @@ public final class VirtioBlkDevice implements VirtioDevice {
                 c[6] += w.errors;
             }
         }
-        java.util.Map<String, Long> m = new java.util.LinkedHashMap<>();
-        String[] names = {"reads", "read-bytes", "writes", "write-bytes", "flushes", "discards", "errors"};
-        for (int i = 0; i < names.length; i++) {
-            m.put(names[i], c[i]);
-        }
-        m.put("capacity-sectors", capacitySectors);
-        return m;
+        c[7] = capacitySectors;
+        return dev.vhostappliance.device.Counters.of(COUNTERS, c);
     }
 
     byte[] config() {

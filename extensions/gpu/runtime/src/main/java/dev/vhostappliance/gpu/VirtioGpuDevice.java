@@ -195,20 +195,14 @@ public final class VirtioGpuDevice implements VirtioDevice {
         }
     }
 
+    private static final String[] COUNTERS = {"commands", "errors", "resources", "resource-bytes", "display-updates",
+        "display-update-bytes", "cursor-updates", "cursor-moves", "malformed"};
+
     @Override
     public java.util.Map<String, Long> counters() {
         GpuStats s = stats();
-        java.util.Map<String, Long> m = new java.util.LinkedHashMap<>();
-        m.put("commands", s.commands());
-        m.put("errors", s.errors());
-        m.put("resources", s.resources());
-        m.put("resource-bytes", s.resourceBytes());
-        m.put("display-updates", s.updatesSent());
-        m.put("display-update-bytes", s.updateBytesSent());
-        m.put("cursor-updates", s.cursorUpdates());
-        m.put("cursor-moves", s.cursorMoves());
-        m.put("malformed", s.malformed());
-        return m;
+        return dev.vhostappliance.device.Counters.of(COUNTERS, s.commands(), s.errors(), s.resources(), s.resourceBytes(),
+                s.updatesSent(), s.updateBytesSent(), s.cursorUpdates(), s.cursorMoves(), s.malformed());
     }
 
     public GpuStats stats() {

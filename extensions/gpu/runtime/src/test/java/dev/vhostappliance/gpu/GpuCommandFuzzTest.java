@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.vhostappliance.memory.GuestMemory;
-import dev.vhostappliance.memory.MemoryRegionSpec;
 import dev.vhostappliance.testing.GuestRam;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -27,8 +26,7 @@ class GpuCommandFuzzTest {
     static {
         try {
             RAM = GuestRam.single(1 << 20);
-            GuestRam.Region r = RAM.regions().get(0);
-            MEMORY = GuestMemory.empty().withRegion(new MemoryRegionSpec(r.gpa(), r.size(), r.uva(), r.mmapOffset()), r.fd());
+            MEMORY = RAM.guestMemory();
         } catch (Exception e) {
             throw new ExceptionInInitializerError(e);
         }

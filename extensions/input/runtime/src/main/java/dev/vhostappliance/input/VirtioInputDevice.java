@@ -238,18 +238,14 @@ public final class VirtioInputDevice implements VirtioDevice {
         return driverActive;
     }
 
+    private static final String[] COUNTERS = {"events-delivered", "batches-dropped", "events-dropped",
+        "events-without-driver", "status-events", "malformed-buffers", "backlog"};
+
     @Override
     public java.util.Map<String, Long> counters() {
         InputStats s = stats();
-        java.util.Map<String, Long> m = new java.util.LinkedHashMap<>();
-        m.put("events-delivered", s.eventsDelivered());
-        m.put("batches-dropped", s.batchesDropped());
-        m.put("events-dropped", s.eventsDropped());
-        m.put("events-without-driver", s.eventsWithoutDriver());
-        m.put("status-events", s.statusEvents());
-        m.put("malformed-buffers", s.malformedBuffers());
-        m.put("backlog", (long) s.backlog());
-        return m;
+        return dev.vhostappliance.device.Counters.of(COUNTERS, s.eventsDelivered(), s.batchesDropped(), s.eventsDropped(),
+                s.eventsWithoutDriver(), s.statusEvents(), s.malformedBuffers(), s.backlog());
     }
 
     public synchronized InputStats stats() {
