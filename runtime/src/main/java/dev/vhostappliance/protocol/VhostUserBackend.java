@@ -31,7 +31,8 @@ public final class VhostUserBackend {
     /** Protocol features this core implements for every device. CONFIG is added for devices that ask. */
     static final long CORE_PROTOCOL_FEATURES = bit(ProtocolFeature.MQ) | bit(ProtocolFeature.REPLY_ACK)
             | bit(ProtocolFeature.SLAVE_REQ) | bit(ProtocolFeature.CONFIGURE_MEM_SLOTS)
-            | bit(ProtocolFeature.INFLIGHT_SHMFD) | bit(ProtocolFeature.RESET_DEVICE) | bit(ProtocolFeature.STATUS);
+            | bit(ProtocolFeature.INFLIGHT_SHMFD) | bit(ProtocolFeature.RESET_DEVICE) | bit(ProtocolFeature.STATUS)
+            | bit(ProtocolFeature.LOG_SHMFD);
     /** Largest device config space a message carries (VHOST_USER_MAX_CONFIG_SIZE). */
     static final int MAX_CONFIG_SIZE = 256;
     static final long VRING_NOFD = 0x100;
@@ -50,7 +51,8 @@ public final class VhostUserBackend {
 
     public VhostUserBackend(VirtioDevice device) {
         this.device = device;
-        this.offeredFeatures = device.features() | bit(ProtocolFeature.F_PROTOCOL_FEATURES);
+        // VHOST_F_LOG_ALL: dirty logging (live migration) is the core's, for every device
+        this.offeredFeatures = device.features() | bit(ProtocolFeature.F_PROTOCOL_FEATURES) | bit(ProtocolFeature.F_LOG_ALL);
         this.offeredProtocolFeatures = CORE_PROTOCOL_FEATURES | (device.protocolFeatures() & bit(ProtocolFeature.CONFIG));
         device.setQueueWaker(this::wakeQueue);
     }
@@ -224,8 +226,8 @@ public final class VhostUserBackend {
                 case VhostUserRequest.SET_OWNER -> expect(m, 0, 0) ? Outcome.OK : Outcome.badSize(m);
                 case VhostUserRequest.RESET_OWNER, VhostUserRequest.RESET_DEVICE -> resetDevice(m);
                 case VhostUserRequest.SET_MEM_TABLE -> setMemTable(m);
-                case VhostUserRequest.SET_LOG_BASE, VhostUserRequest.SET_LOG_FD ->
-                        Outcome.fail("dirty page logging (live migration) is not supported");
+                case VhostUserRequest.SET_LOG_BASE -> setLogBase(m);
+                case VhostUserRequest.SET_LOG_FD -> setLogFd(m);
                 case VhostUserRequest.SET_VRING_NUM -> setVringNum(m);
                 case VhostUserRequest.SET_VRING_ADDR -> setVringAddr(m);
                 case VhostUserRequest.SET_VRING_BASE -> setVringBase(m);
@@ -270,7 +272,11 @@ public final class VhostUserBackend {
                 return Outcome.fail(String.format("features 0x%x were not offered", unoffered));
             }
             features &= offeredFeatures;
+            boolean logChange = ((ackedFeatures ^ features) & bit(ProtocolFeature.F_LOG_ALL)) != 0;
             ackedFeatures = features;
+            if (logChange) {
+                applyDirtyLogging();
+            }
             device.featuresAcked(features & ~bit(ProtocolFeature.F_PROTOCOL_FEATURES));
             return Outcome.OK;
         }
@@ -467,6 +473,60 @@ public final class VhostUserBackend {
             return Outcome.OK;
         }
 
+        // ------------------------------------------------------------ dirty logging (live migration)
+
+        private dev.vhostappliance.virtqueue.DirtyLog dirtyLog;
+
+        /** SET_LOG_BASE (LOG_SHMFD): {u64 size, u64 offset} and the log's fd; answered with u64 0 once mapped. */
+        private Outcome setLogBase(Message m) throws NativeCallException {
+            if (m.size() != 16 || m.fdCount() != 1) {
+                return Outcome.badSize(m);
+            }
+            int fd = m.takeFd(0);
+            dev.vhostappliance.virtqueue.DirtyLog log;
+            try {
+                log = dev.vhostappliance.virtqueue.DirtyLog.map(fd, m.u64(0), m.u64(8));
+            } catch (NativeCallException | IllegalArgumentException e) {
+                return Outcome.fail("cannot map the dirty log: " + e.getMessage());
+            } finally {
+                LibC.close(fd);
+            }
+            dev.vhostappliance.virtqueue.DirtyLog old = dirtyLog;
+            dirtyLog = log;
+            applyDirtyLogging();
+            if (old != null) {
+                old.close();
+            }
+            return replyU64(m, 0);
+        }
+
+        /** SET_LOG_FD: an eventfd to tell the frontend the log changed; optional, QEMU does not need it. */
+        private Outcome setLogFd(Message m) {
+            if (m.size() != 0 && m.size() != 8 || m.fdCount() != 1) {
+                return Outcome.badSize(m);
+            }
+            LibC.close(m.takeFd(0));
+            return Outcome.OK;
+        }
+
+        /** Logging is on when VHOST_F_LOG_ALL is acked and a log is mapped: tells every running queue (paused). */
+        private void applyDirtyLogging() {
+            for (Vring v : vrings) {
+                if (v.started()) {
+                    v.worker.pause();
+                    try {
+                        v.worker.queue().setDirtyLogging(loggingLog(), v.usedLogAddress);
+                    } finally {
+                        v.worker.resume();
+                    }
+                }
+            }
+        }
+
+        private dev.vhostappliance.virtqueue.DirtyLog loggingLog() {
+            return (ackedFeatures & bit(ProtocolFeature.F_LOG_ALL)) != 0 ? dirtyLog : null;
+        }
+
         private Outcome setVringAddr(Message m) {
             if (!expect(m, 40, 0)) {
                 return Outcome.badSize(m);
@@ -504,8 +564,10 @@ public final class VhostUserBackend {
                     return Outcome.fail(error);
                 }
                 v.addrSet = true;
+                v.usedLogAddress = (m.u32(4) & 1) != 0 ? m.u64(32) : -1; // VHOST_VRING_F_LOG, log_guest_addr
                 if (running) {
                     v.worker.queue().remap(memory, v.desc, v.avail, v.used);
+                    v.worker.queue().setDirtyLogging(loggingLog(), v.usedLogAddress);
                 }
             } finally {
                 if (running) {
@@ -635,6 +697,7 @@ public final class VhostUserBackend {
             SplitVirtqueue q = new SplitVirtqueue(v.index, v.num, v.desc, v.avail, v.used, memory, v.base,
                     featureAcked(VirtioRing.F_RING_EVENT_IDX), featureAcked(VirtioRing.F_RING_INDIRECT_DESC),
                     featureAcked(VirtioRing.F_NOTIFY_ON_EMPTY), v.callFd, v.errFd, log);
+            q.setDirtyLogging(loggingLog(), v.usedLogAddress);
             try {
                 v.worker = new QueueWorker(device, v.index, q, v.kickFd, enabled);
             } catch (NativeCallException e) {
@@ -869,6 +932,9 @@ public final class VhostUserBackend {
             }
             if (inflight != null) {
                 inflight.close();
+            }
+            if (dirtyLog != null) {
+                dirtyLog.close();
             }
             memory.close();
             channel.close();

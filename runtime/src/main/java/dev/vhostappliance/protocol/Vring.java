@@ -10,6 +10,8 @@ final class Vring {
     boolean addrSet;
     long descUser;
     long usedUser;
+    /** VHOST_VRING_F_LOG: the used ring's guest address for dirty logging, or -1. */
+    long usedLogAddress = -1;
     long availUser;
     MemorySegment desc;
     MemorySegment avail;

@@ -12,6 +12,7 @@ public final class DescriptorChain {
     private final MemorySegment[] regions;
     private final long[] offsets;
     private final int[] lengths;
+    private final long[] guestAddresses;
     int head;
     int count;
     int readableCount;
@@ -22,6 +23,7 @@ public final class DescriptorChain {
         regions = new MemorySegment[capacity];
         offsets = new long[capacity];
         lengths = new int[capacity];
+        guestAddresses = new long[capacity];
     }
 
     void reset(int head) {
@@ -32,11 +34,12 @@ public final class DescriptorChain {
         writableBytes = 0;
     }
 
-    /** Appends a buffer; false if the chain is full. */
-    boolean add(MemorySegment region, long offset, int length, boolean writable) {
+    /** Appends a buffer (at guest address gpa); false if the chain is full. */
+    boolean add(MemorySegment region, long offset, int length, boolean writable, long gpa) {
         if (count == regions.length) {
             return false;
         }
+        guestAddresses[count] = gpa;
         regions[count] = region;
         offsets[count] = offset;
         lengths[count] = length;
@@ -98,6 +101,11 @@ public final class DescriptorChain {
     /** The region segment holding buffer i, and the offset in it: for access without slicing. */
     public MemorySegment region(int i) {
         return regions[i];
+    }
+
+    /** The guest-physical address of buffer i (for dirty logging). */
+    public long guestAddress(int i) {
+        return guestAddresses[i];
     }
 
     public long offset(int i) {

@@ -277,6 +277,7 @@ public final class SplitVirtqueue implements Virtqueue {
             // Tell the driver where we stopped, then look once more: a buffer added between our read and
             // its read of avail_event would otherwise never be kicked.
             used.set(U16, 4L + 8L * size, (short) lastAvail);
+            logUsed(4L + 8L * size, 2);
             VarHandle.fullFence();
             availIdx = readAvailIdx();
             pending = (availIdx - lastAvail) & 0xffff;
@@ -294,6 +295,7 @@ public final class SplitVirtqueue implements Virtqueue {
         lastAvail = (lastAvail + 1) & 0xffff;
         if (eventIdx) {
             used.set(U16, 4L + 8L * size, (short) lastAvail);
+            logUsed(4L + 8L * size, 2);
         }
         if (!walk(head, chain)) {
             return BROKEN;
@@ -302,7 +304,64 @@ public final class SplitVirtqueue implements Virtqueue {
             inflight.markInflight(head);
         }
         hold(head);
+        if (dirtyLog != null) {
+            recordWritable(head, chain);
+        }
         return POPPED;
+    }
+
+    // ---------------------------------------------------------------- dirty logging (live migration)
+
+    /** Set (worker paused) while the frontend logs: VHOST_F_LOG_ALL acked and a log base given. */
+    private DirtyLog dirtyLog;
+    /** Guest address of the used ring for logging its writes (VHOST_VRING_F_LOG), or -1. */
+    private long usedLogAddress = -1;
+    /** Per head in flight, the guest ranges of its device-writable buffers: marked when it completes. */
+    private long[][] writableRanges;
+
+    /**
+     * Starts or stops logging this queue's writes to guest memory: log null stops. Called by the protocol
+     * thread with the worker paused. Buffers are marked when their request completes (after the device wrote
+     * them), used ring writes when they happen.
+     */
+    public void setDirtyLogging(DirtyLog log, long usedRingLogAddress) {
+        synchronized (completionLock) {
+            if (log != null && dirtyLog == null && inUse.get() > 0) {
+                // Requests popped before logging began will write where we did not record: call everything dirty.
+                for (MemoryRegion r : memory.regions()) {
+                    log.mark(r.guestAddress(), r.size());
+                }
+            }
+            this.dirtyLog = log;
+            this.usedLogAddress = log != null ? usedRingLogAddress : -1;
+            if (log != null && writableRanges == null) {
+                writableRanges = new long[size][];
+            }
+        }
+    }
+
+    private void recordWritable(int head, DescriptorChain chain) {
+        int n = chain.count() - chain.readableCount();
+        long[] r = new long[2 * n]; // only while migrating
+        for (int i = 0; i < n; i++) {
+            int b = chain.readableCount() + i;
+            r[2 * i] = chain.guestAddress(b);
+            r[2 * i + 1] = chain.length(b);
+        }
+        synchronized (completionLock) {
+            if (writableRanges != null) {
+                writableRanges[head] = r;
+            }
+        }
+    }
+
+    /** Marks a write to the used ring at byte offset off (if the ring is logged). */
+    private void logUsed(long off, int len) {
+        DirtyLog log = dirtyLog;
+        long base = usedLogAddress;
+        if (log != null && base >= 0) {
+            log.mark(base + off, len);
+        }
     }
 
     /** The request at head is in flight: count it and keep its memory mapped until it is pushed. */
@@ -404,7 +463,7 @@ public final class SplitVirtqueue implements Virtqueue {
             MemoryRegion region = memory.region(r);
             long off = addr - region.guestAddress();
             long chunk = Math.min(Math.min(len, region.size() - off), MAX_ENTRY);
-            if (!chain.add(region.segment(), off, (int) chunk, writable)) {
+            if (!chain.add(region.segment(), off, (int) chunk, writable, addr)) {
                 return failed("request has more buffers than " + chain.capacity());
             }
             addr += chunk;
@@ -432,6 +491,15 @@ public final class SplitVirtqueue implements Virtqueue {
                 used.set(U32, off + 4, writtenBytes);
                 if (inflight != null) {
                     inflight.beginComplete(head);
+                }
+                if (dirtyLog != null) {
+                    long[] r = writableRanges[head];
+                    writableRanges[head] = null;
+                    for (int i = 0; r != null && i < r.length; i += 2) {
+                        dirtyLog.mark(r[i], r[i + 1]); // the whole buffer: marking more than was written is safe
+                    }
+                    logUsed(off, 8);
+                    logUsed(2, 2);
                 }
                 usedIdx = (usedIdx + 1) & 0xffff;
                 IDX.setRelease(used, 2L, (short) usedIdx);

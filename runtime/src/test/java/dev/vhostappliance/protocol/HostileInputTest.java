@@ -207,7 +207,7 @@ class HostileInputTest {
                         refused(fe, VhostUserRequest.GET_CONFIG, Message.VERSION, 12 + 4, m -> m.setU32(4, 4096))),
                 protocol("SET_VRING_ENABLE with a value other than 0 or 1", (fe, ram, q) ->
                         assertNotEquals(0, fe.vringState(VhostUserRequest.SET_VRING_ENABLE, 1, 7))),
-                protocol("dirty logging is refused", (fe, ram, q) ->
+                protocol("SET_LOG_BASE without its fd", (fe, ram, q) ->
                         refused(fe, VhostUserRequest.SET_LOG_BASE, Message.VERSION, 16, m -> m.setU64(0, 4096))),
                 protocol("inflight buffer for more queues than exist", (fe, ram, q) ->
                         refused(fe, VhostUserRequest.GET_INFLIGHT_FD, Message.VERSION, 24, m -> m.setU32(16, 9 | (16 << 16)))),

@@ -31,7 +31,8 @@ class VhostUserBackendTest {
         EchoDevice dev = new EchoDevice(2);
         try (TestFrontend fe = TestFrontend.connect(dev)) {
             long features = fe.getU64(VhostUserRequest.GET_FEATURES);
-            assertEquals(EchoDevice.FEATURES | ProtocolFeature.bit(ProtocolFeature.F_PROTOCOL_FEATURES), features);
+            assertEquals(EchoDevice.FEATURES | ProtocolFeature.bit(ProtocolFeature.F_PROTOCOL_FEATURES)
+                    | ProtocolFeature.bit(ProtocolFeature.F_LOG_ALL), features);
             long pf = fe.getU64(VhostUserRequest.GET_PROTOCOL_FEATURES);
             assertEquals(VhostUserBackend.CORE_PROTOCOL_FEATURES, pf, "CONFIG is only offered to devices asking for it");
             fe.negotiate(EchoDevice.FEATURES);
