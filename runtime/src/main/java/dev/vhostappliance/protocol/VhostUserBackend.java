@@ -509,8 +509,15 @@ public final class VhostUserBackend {
             return Outcome.OK;
         }
 
+        private boolean loggingOn;
+
         /** Logging is on when VHOST_F_LOG_ALL is acked and a log is mapped: tells every running queue (paused). */
         private void applyDirtyLogging() {
+            boolean on = loggingLog() != null;
+            if (on != loggingOn) {
+                loggingOn = on;
+                LOG.infof("dirty page logging %s (live migration)", on ? "on" : "off");
+            }
             for (Vring v : vrings) {
                 if (v.started()) {
                     v.worker.pause();
