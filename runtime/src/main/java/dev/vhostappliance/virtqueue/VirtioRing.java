@@ -13,6 +13,8 @@ public final class VirtioRing {
     public static final int F_RING_INDIRECT_DESC = 28;
     public static final int F_RING_EVENT_IDX = 29;
     public static final int F_VERSION_1 = 32;
+    /** What every device here offers of the transport: VERSION_1, indirect descriptors, event index. */
+    public static final long STANDARD_FEATURES = (1L << F_VERSION_1) | (1L << F_RING_INDIRECT_DESC) | (1L << F_RING_EVENT_IDX);
 
     /** Largest split queue the virtio spec allows. */
     public static final int MAX_QUEUE_SIZE = 32768;

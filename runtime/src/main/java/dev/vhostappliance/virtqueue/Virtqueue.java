@@ -34,6 +34,11 @@ public interface Virtqueue {
     /** Queue size (number of descriptors). */
     int size();
 
+    /** chain if it fits this queue's worst case, else a new one that does (devices keep one per queue). */
+    default DescriptorChain reuse(DescriptorChain chain) {
+        return chain != null && chain.capacity() >= newChainCapacity() ? chain : newChain();
+    }
+
     /** A chain sized for this queue's worst case, for the device to reuse. */
     default DescriptorChain newChain() {
         return new DescriptorChain(newChainCapacity());

@@ -12,8 +12,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * completes it with the number of bytes written. Exercises zero-copy access to every buffer.
  */
 public class EchoDevice implements VirtioDevice {
-    public static final long FEATURES = VirtioRing.bit(VirtioRing.F_VERSION_1)
-            | VirtioRing.bit(VirtioRing.F_RING_INDIRECT_DESC) | VirtioRing.bit(VirtioRing.F_RING_EVENT_IDX);
+    public static final long FEATURES = VirtioRing.STANDARD_FEATURES;
 
     private final int queues;
     public final AtomicLong handled = new AtomicLong();

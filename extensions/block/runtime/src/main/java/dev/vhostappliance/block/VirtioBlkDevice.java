@@ -92,8 +92,7 @@ public final class VirtioBlkDevice implements VirtioDevice {
 
     @Override
     public long features() {
-        long f = VirtioRing.bit(VirtioRing.F_VERSION_1) | VirtioRing.bit(VirtioRing.F_RING_INDIRECT_DESC)
-                | VirtioRing.bit(VirtioRing.F_RING_EVENT_IDX) | bit(VirtioBlk.F_SIZE_MAX) | bit(VirtioBlk.F_SEG_MAX)
+        long f = VirtioRing.STANDARD_FEATURES | bit(VirtioBlk.F_SIZE_MAX) | bit(VirtioBlk.F_SEG_MAX)
                 | bit(VirtioBlk.F_BLK_SIZE) | bit(VirtioBlk.F_TOPOLOGY) | bit(VirtioBlk.F_FLUSH)
                 | bit(VirtioBlk.F_CONFIG_WCE) | bit(VirtioBlk.F_MQ);
         if (readOnly) {

@@ -49,8 +49,7 @@ public final class VirtioGpuDevice implements VirtioDevice {
 
     @Override
     public long features() {
-        return VirtioRing.bit(VirtioRing.F_VERSION_1) | VirtioRing.bit(VirtioRing.F_RING_INDIRECT_DESC)
-                | VirtioRing.bit(VirtioRing.F_RING_EVENT_IDX) | (1L << VirtioGpu.F_EDID);
+        return VirtioRing.STANDARD_FEATURES | (1L << VirtioGpu.F_EDID);
     }
 
     @Override
@@ -73,9 +72,7 @@ public final class VirtioGpuDevice implements VirtioDevice {
     }
 
     private void control(Virtqueue queue) {
-        if (controlChain == null || controlChain.capacity() < queue.newChainCapacity()) {
-            controlChain = queue.newChain();
-        }
+        controlChain = queue.reuse(controlChain);
         DescriptorChain chain = controlChain;
         boolean pushed = false;
         while (queue.pop(chain) == Virtqueue.POPPED) {
@@ -127,9 +124,7 @@ public final class VirtioGpuDevice implements VirtioDevice {
     }
 
     private void cursor(Virtqueue queue) {
-        if (cursorChain == null || cursorChain.capacity() < queue.newChainCapacity()) {
-            cursorChain = queue.newChain();
-        }
+        cursorChain = queue.reuse(cursorChain);
         DescriptorChain chain = cursorChain;
         boolean pushed = false;
         while (queue.pop(chain) == Virtqueue.POPPED) {

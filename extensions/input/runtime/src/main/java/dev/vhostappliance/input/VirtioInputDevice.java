@@ -60,8 +60,7 @@ public final class VirtioInputDevice implements VirtioDevice {
 
     @Override
     public long features() {
-        return VirtioRing.bit(VirtioRing.F_VERSION_1) | VirtioRing.bit(VirtioRing.F_RING_INDIRECT_DESC)
-                | VirtioRing.bit(VirtioRing.F_RING_EVENT_IDX);
+        return VirtioRing.STANDARD_FEATURES;
     }
 
     @Override
@@ -119,9 +118,7 @@ public final class VirtioInputDevice implements VirtioDevice {
 
     private synchronized void deliverEvents(Virtqueue queue) {
         driverActive = true;
-        if (eventChain == null || eventChain.capacity() < queue.newChainCapacity()) {
-            eventChain = queue.newChain();
-        }
+        eventChain = queue.reuse(eventChain);
         DescriptorChain chain = eventChain;
         boolean pushed = false;
         batches:
@@ -155,9 +152,7 @@ public final class VirtioInputDevice implements VirtioDevice {
     }
 
     private void takeStatus(Virtqueue queue) {
-        if (statusChain == null || statusChain.capacity() < queue.newChainCapacity()) {
-            statusChain = queue.newChain();
-        }
+        statusChain = queue.reuse(statusChain);
         DescriptorChain chain = statusChain;
         boolean pushed = false;
         while (queue.pop(chain) == Virtqueue.POPPED) {
