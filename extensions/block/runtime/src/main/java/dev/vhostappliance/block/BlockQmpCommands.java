@@ -102,7 +102,7 @@ final class BlockQmpCommands {
         add("query-vhost-stats", args -> {
             ArrayNode list = NODES.arrayNode();
             for (StorageDaemon.Export e : daemon.exports()) {
-                list.add(dev.vhostappliance.qmp.DeviceStatsJson.of(e.id, "block", e.server.hasFrontend(), e.device, e.backend));
+                list.add(dev.vhostappliance.qmp.DeviceStatsJson.of(e.id, "block", e.serving.connected(), e.device, e.serving.backend()));
             }
             return list;
         });

@@ -9,9 +9,9 @@ import dev.vhostappliance.cli.StartupException;
 import dev.vhostappliance.libc.FileLocks;
 import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.libc.NativeCallException;
-import dev.vhostappliance.protocol.VhostUserBackend;
 import dev.vhostappliance.qmp.QmpMonitor;
 import dev.vhostappliance.server.BackendServer;
+import dev.vhostappliance.server.ServedDevice;
 import dev.vhostappliance.server.ShutdownSignals;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
@@ -53,20 +53,18 @@ public final class StorageDaemon {
     private final List<QmpMonitor> monitors = new ArrayList<>();
     private final CountDownLatch stopped = new CountDownLatch(1);
 
-    /** One export: its device, its socket, and once serving, its thread. */
+    /** One export: its node, its device, and how it is served (its socket and thread). */
     static final class Export {
         final String id;
         final String nodeName;
         final VirtioBlkDevice device;
-        final BackendServer server;
-        Thread thread;
-        volatile VhostUserBackend backend;
+        final ServedDevice serving;
 
         Export(String id, String nodeName, VirtioBlkDevice device, BackendServer server) {
             this.id = id;
             this.nodeName = nodeName;
             this.device = device;
-            this.server = server;
+            this.serving = new ServedDevice("export", id, device, server, false);
         }
     }
 
@@ -103,11 +101,11 @@ public final class StorageDaemon {
     /** Serves every export on its own thread; returns at once. */
     public synchronized void startServing() {
         for (Export e : exports) {
-            start(e);
+            e.serving.start();
         }
     }
 
-    /** Socket paths of the exports (for ownership and listing). */
+    /** The ids of the exports, in order. */
     public List<String> exportIds() {
         return exports.stream().map(e -> e.id).toList();
     }
@@ -116,13 +114,7 @@ public final class StorageDaemon {
     public void shutdown() {
         stopAll();
         for (Export e : exports) {
-            if (e.thread != null) {
-                try {
-                    e.thread.join(5000);
-                } catch (InterruptedException ex) {
-                    Thread.currentThread().interrupt();
-                }
-            }
+            e.serving.stop(5000);
         }
         close();
     }
@@ -290,7 +282,7 @@ public final class StorageDaemon {
     /** block-export-add: an export from a JSON tree like --export's, serving at once. */
     synchronized void addExport(Map<String, Object> tree) throws OptionException {
         export(new OptionReader(tree));
-        start(exports.get(exports.size() - 1));
+        exports.get(exports.size() - 1).serving.start();
     }
 
     /**
@@ -302,21 +294,12 @@ public final class StorageDaemon {
         if (e == null) {
             throw new OptionException("Export '" + id + "' is not found");
         }
-        if (!hard && e.server.hasFrontend()) {
+        if (!hard && e.serving.connected()) {
             throw new OptionException("export '" + id + "' still in use");
         }
-        e.server.stop();
-        if (e.thread != null) {
-            try {
-                e.thread.join(5000);
-            } catch (InterruptedException ex) {
-                Thread.currentThread().interrupt();
-            }
-        }
+        e.serving.stopAndClose();
         exports.remove(e);
         exportIds.remove(id);
-        e.server.close();
-        e.device.close();
         var data = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode().put("id", id);
         event("BLOCK_EXPORT_DELETED", data);
     }
@@ -528,46 +511,24 @@ public final class StorageDaemon {
 
     /** Serves every export on a thread of its own until SIGTERM or QMP quit. */
     private void serveAll() {
-        synchronized (this) {
-            for (Export e : exports) {
-                start(e);
-            }
-        }
+        startServing();
         try {
             stopped.await();
         } catch (InterruptedException ex) {
             Thread.currentThread().interrupt();
         }
         for (Export e : exports) {
-            e.server.stop();
+            e.serving.requestStop();
         }
         for (Export e : exports) {
-            if (e.thread != null) {
-                try {
-                    e.thread.join();
-                } catch (InterruptedException ex) {
-                    Thread.currentThread().interrupt();
-                }
-            }
+            e.serving.stop(0);
         }
-    }
-
-    private void start(Export e) {
-        VhostUserBackend backend = new VhostUserBackend(e.device);
-        e.backend = backend;
-        e.thread = Thread.ofPlatform().name("export-" + e.id).start(() -> {
-            try {
-                e.server.serve(backend::serve);
-            } catch (Exception ex) {
-                LOG.errorf("export %s failed: %s", e.id, ex.toString());
-            }
-        });
     }
 
     private void stopAll() {
         stopped.countDown();
         for (Export e : exports) {
-            e.server.stop();
+            e.serving.requestStop();
         }
     }
 
@@ -576,8 +537,7 @@ public final class StorageDaemon {
             m.close();
         }
         for (Export e : exports) {
-            e.server.close();
-            e.device.close();
+            e.serving.close();
         }
         new LinkedHashSet<>(nodes.values()).forEach(BlockNode::close); // a raw node may be its file node
         if (pidfileFd >= 0) {
