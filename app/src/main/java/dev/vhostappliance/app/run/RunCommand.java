@@ -106,12 +106,7 @@ public final class RunCommand implements Callable<Integer> {
         if (errors.isEmpty() && !check) {
             for (Built b : built) {
                 try {
-                    BackendServer server = b.command().client()
-                            ? BackendServer.client(b.socket(), b.command().reconnect()) : BackendServer.listen(b.socket());
-                    servers.put(b.spec().id(), server);
-                    if (!b.command().client()) {
-                        applyOwnership(b.socket(), mode, group);
-                    }
+                    servers.put(b.spec().id(), openSocket(b, mode, group));
                 } catch (StartupException | IOException e) {
                     errors.add(ConfigFile.DEVICES + b.spec().id() + ".socket-path: " + e.getMessage());
                 }
@@ -269,6 +264,22 @@ public final class RunCommand implements Callable<Integer> {
         }
     }
 
+    /** The device's socket: connecting (--client) or listening with the configured mode and group. */
+    static BackendServer openSocket(Built b, Set<PosixFilePermission> mode, GroupPrincipal group)
+            throws StartupException, IOException {
+        if (b.command().client()) {
+            return BackendServer.client(b.socket(), b.command().reconnect());
+        }
+        BackendServer server = BackendServer.listen(b.socket());
+        try {
+            applyOwnership(b.socket(), mode, group);
+        } catch (IOException e) {
+            server.close();
+            throw e;
+        }
+        return server;
+    }
+
     static void applyOwnership(Path socket, Set<PosixFilePermission> mode, GroupPrincipal group) throws IOException {
         if (group != null) {
             Files.getFileAttributeView(socket, PosixFileAttributeView.class).setGroup(group);
@@ -348,12 +359,7 @@ public final class RunCommand implements Callable<Integer> {
                 throw new QmpException(String.join("; ", errors));
             }
             try {
-                BackendServer server = b.command().client()
-                        ? BackendServer.client(b.socket(), b.command().reconnect()) : BackendServer.listen(b.socket());
-                if (!b.command().client()) {
-                    applyOwnership(b.socket(), mode, group);
-                }
-                host.add(id, b.spec().type(), b.device(), b.command(), server, b.socket());
+                host.add(id, b.spec().type(), b.device(), b.command(), openSocket(b, mode, group), b.socket());
             } catch (StartupException | IOException e) {
                 b.device().close();
                 b.command().release();
