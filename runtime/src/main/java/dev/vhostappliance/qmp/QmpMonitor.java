@@ -131,13 +131,13 @@ public final class QmpMonitor implements AutoCloseable {
 
     /** Sends an event to every client in command mode. */
     public void event(String name, ObjectNode data) {
-        long now = System.currentTimeMillis() * 1000 + (System.nanoTime() / 1000) % 1000;
+        java.time.Instant now = java.time.Instant.now();
         ObjectNode e = NODES.objectNode();
         e.put("event", name);
         if (data != null) {
             e.set("data", data);
         }
-        e.putObject("timestamp").put("seconds", now / 1_000_000).put("microseconds", now % 1_000_000);
+        e.putObject("timestamp").put("seconds", now.getEpochSecond()).put("microseconds", now.getNano() / 1000);
         for (Client c : clients) {
             if (c.commandMode) {
                 c.send(e);

@@ -93,7 +93,7 @@ public final class VirtioGpuDevice implements VirtioDevice {
                 synchronized (commands) {
                     respLen = commands.control(request, len, response, queue.memory());
                 }
-                fence(respLen);
+                fence();
             }
             if (chain.writableBytes() < respLen) {
                 response.set(U32, 0, VirtioGpu.RESP_ERR_UNSPEC); // the answer does not fit: say so in what does
@@ -107,7 +107,7 @@ public final class VirtioGpuDevice implements VirtioDevice {
     }
 
     /** Copies the request's fence (and ring index) into the response header: commands complete in order, at once. */
-    private void fence(int respLen) {
+    private void fence() {
         int flags = request.get(U32, 4);
         response.set(U32, 4, 0);
         response.set(U64, 8, 0);

@@ -19,6 +19,8 @@ public final class InputEventCodes {
     private static final Map<String, Integer> BY_NAME = new HashMap<>();
     /** "type:code" to the first name the header gives that code. */
     private static final Map<Long, String> BY_CODE = new HashMap<>();
+    /** EV_ names by type number. */
+    private static final String[] TYPE_NAMES = new String[VirtioInput.EV_CNT];
     private static final Map<String, Integer> PREFIX_TYPE = Map.of("SYN_", VirtioInput.EV_SYN, "KEY_",
             VirtioInput.EV_KEY, "BTN_", VirtioInput.EV_KEY, "REL_", VirtioInput.EV_REL, "ABS_", VirtioInput.EV_ABS,
             "MSC_", VirtioInput.EV_MSC, "SW_", VirtioInput.EV_SW, "LED_", VirtioInput.EV_LED, "SND_",
@@ -35,6 +37,9 @@ public final class InputEventCodes {
                 String name = line.substring(0, sp);
                 int value = Integer.parseInt(line.substring(sp + 1).trim());
                 BY_NAME.put(name, value);
+                if (name.startsWith("EV_") && value >= 0 && value < TYPE_NAMES.length && TYPE_NAMES[value] == null) {
+                    TYPE_NAMES[value] = name;
+                }
                 Integer type = typeOfCodeName(name);
                 if (type != null) {
                     BY_CODE.putIfAbsent(key(type, value), name);
@@ -114,12 +119,7 @@ public final class InputEventCodes {
     }
 
     public static String typeName(int type) {
-        for (Map.Entry<String, Integer> e : BY_NAME.entrySet()) {
-            if (e.getKey().startsWith("EV_") && e.getValue() == type) {
-                return e.getKey();
-            }
-        }
-        return String.valueOf(type);
+        return type >= 0 && type < TYPE_NAMES.length && TYPE_NAMES[type] != null ? TYPE_NAMES[type] : String.valueOf(type);
     }
 
     /** The name of a code of a type, or its number as text. */
