@@ -8,19 +8,12 @@
 # the script ended on the destination, 3 otherwise.
 set -euo pipefail
 src_sock=$1 dst_sock=$2 script=$3 limit=$4
-here=$(cd "$(dirname "$0")" && pwd)
-cache=${VHOST_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vhost-appliance-e2e}
-eval "$("$here/guest-image.sh" "$cache")"
-run=$(mktemp -d)
+. "$(cd "$(dirname "$0")" && pwd)/guest-lib.sh"
+guest_setup "$script"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$run"' EXIT
-mkdir -p "$run/job/job"
-cp "$script" "$run/job/job/run.sh"
-(cd "$run/job" && find job | cpio -o -H newc --quiet) > "$run/job.cpio"
-cat "$run/job.cpio" "$INITRD" > "$run/initrd"
 qemu() { # NAME SOCKET EXTRA...
   local name=$1 sock=$2; shift 2
-  "${QEMU:-qemu-system-x86_64}" -accel tcg -cpu max -machine q35,memory-backend=mem -m 512M \
-    -object memory-backend-memfd,id=mem,size=512M,share=on -smp 1 -nodefaults -display none -no-reboot \
+  "${QEMU:-qemu-system-x86_64}" "${guest_machine[@]}" -smp 1 \
     -chardev socket,id=vblk0,path="$sock" -device vhost-user-blk-pci,chardev=vblk0 \
     -qmp unix:"$run/$name.qmp",server=on,wait=off \
     -serial file:"$run/$name.console" -serial file:"$run/$name.results" \

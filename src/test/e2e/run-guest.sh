@@ -19,15 +19,9 @@ done
 script=$1 limit=$2
 shift 2
 [ "${1:-}" = "--" ] && shift
-here=$(cd "$(dirname "$0")" && pwd)
-cache=${VHOST_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vhost-appliance-e2e}
-eval "$("$here/guest-image.sh" "$cache")"
-run=$(mktemp -d)
+. "$(cd "$(dirname "$0")" && pwd)/guest-lib.sh"
+guest_setup "$script"
 trap 'rm -rf "$run"' EXIT
-mkdir -p "$run/job/job"
-cp "$script" "$run/job/job/run.sh"
-(cd "$run/job" && find job | cpio -o -H newc --quiet) > "$run/job.cpio"
-cat "$run/job.cpio" "$INITRD" > "$run/initrd" # uncompressed first: the kernel unpacks both
 results=${results:-$run/results.log}
 # QEMU 10.0 under TCG with several vCPUs has aborted a few times during guest boot, before the script
 # started, on an assertion in msix_table_mmio_write (the guest programming MSI-X, no backend involved):
@@ -35,9 +29,7 @@ results=${results:-$run/results.log}
 for attempt in 1 2; do
   : > "$results"
   set +e
-  timeout -k 5 "$limit" "${QEMU:-qemu-system-x86_64}" -accel tcg -cpu max -machine q35,memory-backend=mem -m 512M \
-    -object memory-backend-memfd,id=mem,size=512M,share=on -smp "$smp" -nodefaults -display none -no-reboot \
-    "$@" "${qmp[@]}" \
+  timeout -k 5 "$limit" "${QEMU:-qemu-system-x86_64}" "${guest_machine[@]}" -smp "$smp" "$@" "${qmp[@]}" \
     -serial file:"$run/console.log" -serial file:"$results" \
     -kernel "$KERNEL" -initrd "$run/initrd" -append "console=ttyS0 quiet panic=-1 rdinit=/init$append" >"$run/qemu.log" 2>&1
   qrc=$?
