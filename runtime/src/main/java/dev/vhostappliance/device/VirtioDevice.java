@@ -29,6 +29,35 @@ public interface VirtioDevice {
     /** Serves the requests of one queue; called on that queue's worker thread when it was kicked. */
     void handleQueue(int queueIndex, Virtqueue queue);
 
+    /**
+     * For devices whose requests complete asynchronously on the queue's own thread (block I/O through
+     * io_uring): an fd that becomes readable when queue queueIndex has completions to collect, or -1. The
+     * queue's worker waits on it together with the kick, and calls {@link #handleQueue} when it is ready.
+     */
+    default int completionFd(int queueIndex) {
+        return -1;
+    }
+
+    /** True if queue queueIndex has completions waiting (a cheap look, for the worker's polling window). */
+    default boolean hasCompletions(int queueIndex) {
+        return false;
+    }
+
+    /**
+     * Collects the completions of queue queueIndex without taking new requests: the worker calls this while
+     * the ring stops, until nothing of the queue is in flight.
+     */
+    default void handleCompletions(int queueIndex, Virtqueue queue) {
+    }
+
+    /**
+     * How long (ns) a queue's worker keeps looking at its ring and completions after it ran empty before it
+     * sleeps; -1 for the process default (system property {@code vhost.poll-ns}), 0 never polls.
+     */
+    default long pollNanos() {
+        return -1;
+    }
+
     /** Protocol features this device needs on top of the core's (e.g. CONFIG for a config space). */
     default long protocolFeatures() {
         return 0;

@@ -53,7 +53,10 @@ public enum Downcall {
     LSEEK("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)),
     MEMFD_CREATE("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT)),
     GETPID("getpid", FunctionDescriptor.of(JAVA_INT)),
-    CHMOD("chmod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    CHMOD("chmod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT)),
+    /** syscall(2) with six word-sized arguments: io_uring and Linux AIO have no libc wrappers. */
+    SYSCALL("syscall", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+            JAVA_LONG), Linker.Option.firstVariadicArg(1));
 
     private final String symbol;
     private final FunctionDescriptor descriptor;

@@ -116,6 +116,7 @@ public final class LibC {
     private static final MethodHandle MEMFD_CREATE = Downcall.MEMFD_CREATE.handle();
     private static final MethodHandle GETPID = Downcall.GETPID.handle();
     private static final MethodHandle CHMOD = Downcall.CHMOD.handle();
+    private static final MethodHandle SYSCALL = Downcall.SYSCALL.handle();
 
     private static final StructLayout CAPTURE_LAYOUT = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO =
@@ -566,6 +567,18 @@ public final class LibC {
     public static int rawEpollWait(int epfd, MemorySegment events, int max, int timeoutMillis) {
         try {
             int rc = (int) EPOLL_WAIT.invokeExact(state(), epfd, events, max, timeoutMillis);
+            return rc >= 0 ? rc : -errno();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---------------------------------------------------------------- raw system calls
+
+    /** syscall(nr, a..f); returns the result or -errno. Pointers are passed as their addresses. */
+    public static long rawSyscall(long nr, long a, long b, long c, long d, long e, long f) {
+        try {
+            long rc = (long) SYSCALL.invokeExact(state(), nr, a, b, c, d, e, f);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);

@@ -38,6 +38,8 @@ final class QueueWorker implements Runnable {
     private volatile int kickFd;
     private volatile boolean enabled;
     private volatile boolean stopping;
+    /** How the ring stops: with drain its completions still reach the guest, without they are dropped. */
+    private volatile boolean drainOnStop;
     /** Guards the control fd against a wake-up from a device thread racing its close (the number may be reused). */
     private final Object controlLock = new Object();
     private boolean controlClosed;
@@ -99,6 +101,7 @@ final class QueueWorker implements Runnable {
      * dropped. The kick fd is the caller's to close.
      */
     void stop(boolean drain) {
+        drainOnStop = drain;
         stopping = true;
         control.signal();
         try {
@@ -115,7 +118,7 @@ final class QueueWorker implements Runnable {
 
     @Override
     public void run() {
-        Poll poll = new Poll(2);
+        Poll poll = new Poll(3);
         MemorySegment drain = Arena.ofAuto().allocate(8, 8);
         boolean pending = true; // look once at start: buffers may be there already (reconnect, late enable)
         try {
@@ -129,11 +132,16 @@ final class QueueWorker implements Runnable {
                 poll.clear();
                 int kickSlot = kfd >= 0 ? poll.add(kfd) : -1;
                 int controlSlot = poll.add(control.fd());
+                int cfd = device.completionFd(index);
+                int completionSlot = cfd >= 0 ? poll.add(cfd) : -1;
                 int ready = poll.await(kfd >= 0 ? -1 : NOFD_POLL_MILLIS);
                 if (stopping) {
                     break;
                 }
                 if (kfd < 0) {
+                    pending = true;
+                }
+                if (completionSlot >= 0 && poll.ready(completionSlot)) {
                     pending = true;
                 }
                 if (ready > 0 && poll.ready(controlSlot)) {
@@ -151,8 +159,42 @@ final class QueueWorker implements Runnable {
                     pending = true;
                 }
             }
+            settle(poll);
         } catch (Throwable t) {
             LOG.errorf(t, "vq %d worker failed", index);
+        }
+    }
+
+    /**
+     * The ring stops: requests the device still has in flight on this thread (asynchronous I/O) are
+     * collected before the thread ends, bounded, so no I/O outlives the ring into guest memory. Without drain
+     * (a disconnect) the queue is stopped first: completions then only release their memory.
+     */
+    private void settle(Poll poll) throws NativeCallException {
+        if (device.completionFd(index) < 0) {
+            return;
+        }
+        if (!drainOnStop) {
+            queue.stop(0);
+        }
+        long deadline = System.nanoTime() + DRAIN_MILLIS * 1_000_000;
+        while (queue.inFlight() > 0 && System.nanoTime() < deadline) {
+            int cfd = device.completionFd(index);
+            if (cfd < 0) {
+                return;
+            }
+            poll.clear();
+            poll.add(cfd);
+            poll.await(10);
+            lock.lock();
+            try {
+                device.handleCompletions(index, queue);
+            } finally {
+                lock.unlock();
+            }
+        }
+        if (queue.inFlight() > 0) {
+            LOG.warnf("vq %d: %d request(s) still in flight after %d ms", index, queue.inFlight(), DRAIN_MILLIS);
         }
     }
 
@@ -162,23 +204,24 @@ final class QueueWorker implements Runnable {
      * paused worker never reads a ring being remapped; if the protocol thread holds the lock, stop polling.
      */
     private void pollRing() {
-        if (POLL_NANOS <= 0) {
+        long window = device.pollNanos() >= 0 ? device.pollNanos() : POLL_NANOS;
+        if (window <= 0) {
             return;
         }
-        long deadline = System.nanoTime() + POLL_NANOS;
+        long deadline = System.nanoTime() + window;
         while (!stopping && System.nanoTime() < deadline) {
             boolean work;
             if (!lock.tryLock()) {
                 return;
             }
             try {
-                work = enabled && queue.hasAvailable();
+                work = (enabled && queue.hasAvailable()) || device.hasCompletions(index);
             } finally {
                 lock.unlock();
             }
             if (work) {
                 runQueue();
-                deadline = System.nanoTime() + POLL_NANOS;
+                deadline = System.nanoTime() + window;
             } else {
                 Thread.onSpinWait();
             }
@@ -186,14 +229,13 @@ final class QueueWorker implements Runnable {
     }
 
     private void runQueue() {
-        if (!enabled) {
-            return;
-        }
         lock.lock();
         try {
             SplitVirtqueue q = queue;
             if (enabled && !q.isBroken()) {
                 device.handleQueue(index, q);
+            } else {
+                device.handleCompletions(index, q); // I/O in flight still completes (and releases its memory)
             }
         } catch (RuntimeException e) {
             LOG.errorf(e, "vq %d: device failed handling the queue", index);

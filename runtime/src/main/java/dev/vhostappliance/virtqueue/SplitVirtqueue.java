@@ -262,10 +262,9 @@ public final class SplitVirtqueue implements Virtqueue {
         }
         if (resubmitPos < resubmit.length) {
             int head = resubmit[resubmitPos++];
-            if (!walk(head, chain)) {
+            if (!walk(head, chain) || !hold(head)) {
                 return BROKEN;
             }
-            hold(head);
             return POPPED;
         }
         int availIdx = readAvailIdx();
@@ -300,10 +299,12 @@ public final class SplitVirtqueue implements Virtqueue {
         if (!walk(head, chain)) {
             return BROKEN;
         }
+        if (!hold(head)) {
+            return BROKEN;
+        }
         if (inflight != null) {
             inflight.markInflight(head);
         }
-        hold(head);
         if (dirtyLog != null) {
             recordWritable(head, chain);
         }
@@ -364,16 +365,22 @@ public final class SplitVirtqueue implements Virtqueue {
         }
     }
 
-    /** The request at head is in flight: count it and keep its memory mapped until it is pushed. */
-    private void hold(int head) {
-        GuestMemory m = memory;
-        m.retain();
-        GuestMemory previous = heldMemory[head];
-        heldMemory[head] = m;
-        if (previous != null) {
-            previous.release(); // the driver reused a head we never completed: not ours to keep any more
-        } else {
+    /**
+     * The request at head is in flight: count it and keep its memory mapped until it is pushed. A head the
+     * driver makes available again while it is still in flight breaks the queue (virtio 2.7.13: a driver may
+     * not reuse a buffer the device has not returned): two requests writing the same buffers, one of them no
+     * longer holding the memory it writes, are not allowed to happen.
+     */
+    private boolean hold(int head) {
+        synchronized (completionLock) {
+            if (heldMemory[head] != null) {
+                return failed("head " + head + " made available again while still in flight");
+            }
+            GuestMemory m = memory;
+            m.retain();
+            heldMemory[head] = m;
             inUse.incrementAndGet();
+            return true;
         }
     }
 

@@ -79,10 +79,10 @@ public final class RunCommand implements Callable<Integer> {
         String monitorPath = cf.get("appliance.monitor.socket-path");
         var blockdevs = cf.trees(ConfigFile.BLOCKDEV);
         var exportTrees = cf.trees(ConfigFile.EXPORT);
-        dev.vhostappliance.block.StorageDaemon storage = null;
+        dev.vhostappliance.block.qsd.StorageDaemon storage = null;
         if (!blockdevs.isEmpty() || !exportTrees.isEmpty()) {
             // built (images locked, sockets bound) even with --check: the same checks as the real start
-            storage = dev.vhostappliance.block.StorageDaemon.fromTrees(blockdevs, exportTrees, ConfigFile.BLOCKDEV,
+            storage = dev.vhostappliance.block.qsd.StorageDaemon.fromTrees(blockdevs, exportTrees, ConfigFile.BLOCKDEV,
                     ConfigFile.EXPORT, errors);
         }
         if (devices.isEmpty() && monitorPath == null && blockdevs.isEmpty() && exportTrees.isEmpty()) {

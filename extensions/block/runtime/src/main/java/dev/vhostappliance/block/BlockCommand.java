@@ -1,5 +1,11 @@
 package dev.vhostappliance.block;
 
+import dev.vhostappliance.block.export.vhostuser.VirtioBlkDevice;
+import dev.vhostappliance.block.io.IoEngineKind;
+import dev.vhostappliance.block.node.BlockNode;
+import dev.vhostappliance.block.node.FileNode;
+import dev.vhostappliance.block.qsd.StorageDaemon;
+import dev.vhostappliance.block.request.VirtioBlk;
 import dev.vhostappliance.cli.DeviceCommand;
 import dev.vhostappliance.cli.StartupException;
 import dev.vhostappliance.device.VhostDeviceProvider;
@@ -31,6 +37,13 @@ public final class BlockCommand extends DeviceCommand {
     @Option(names = "--serial", paramLabel = "S", description = "Serial number returned by GET_ID (at most 20 bytes).")
     String serial;
 
+    @Option(names = "--aio", paramLabel = "ENGINE", defaultValue = "io_uring",
+            description = "I/O engine: io_uring, native (Linux AIO, needs --direct) or threads (default ${DEFAULT-VALUE}).")
+    String aio;
+
+    @Option(names = "--direct", description = "Bypass the host page cache (O_DIRECT, qemu-storage-daemon's cache.direct=on).")
+    boolean direct;
+
     @Override
     protected VhostDeviceProvider provider() {
         return new BlockDeviceProvider();
@@ -57,7 +70,15 @@ public final class BlockCommand extends DeviceCommand {
         if (serial != null && serial.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > VirtioBlk.ID_BYTES) {
             throw new StartupException("--serial must be at most " + VirtioBlk.ID_BYTES + " bytes");
         }
-        FileNode file = FileNode.open("blk-file", blkFile, FileNode.Options.defaults(readOnly));
+        IoEngineKind engine = IoEngineKind.fromOption(aio);
+        if (engine == null) {
+            throw new StartupException("--aio must be io_uring, native or threads, is '" + aio + "'");
+        }
+        if (engine == IoEngineKind.NATIVE && !direct) {
+            throw new StartupException("--aio=native requires --direct");
+        }
+        FileNode file = FileNode.open("blk-file", blkFile,
+                FileNode.Options.defaults(readOnly).withAio(engine).withDirect(direct));
         if (file.size() < logicalBlockSize) {
             file.close();
             throw new StartupException("image " + blkFile + " is smaller than one logical block");

@@ -40,6 +40,6 @@ public final class BlockDeviceProvider implements VhostDeviceProvider {
 
     @Override
     public int runTopLevel(String program, String[] args, java.io.PrintStream out, java.io.PrintStream err) {
-        return StorageDaemon.run(program, args, err);
+        return dev.vhostappliance.block.qsd.StorageDaemon.run(program, args, err);
     }
 }

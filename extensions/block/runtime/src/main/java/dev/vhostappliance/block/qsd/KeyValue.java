@@ -1,5 +1,6 @@
 package dev.vhostappliance.block.qsd;
 
+import dev.vhostappliance.block.graph.OptionException;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.LinkedHashMap;

@@ -1,5 +1,6 @@
 package dev.vhostappliance.block.qsd;
 
+import dev.vhostappliance.block.graph.OptionException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;

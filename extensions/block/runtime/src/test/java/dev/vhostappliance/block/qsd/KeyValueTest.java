@@ -1,5 +1,7 @@
 package dev.vhostappliance.block.qsd;
 
+import dev.vhostappliance.block.graph.OptionReader;
+import dev.vhostappliance.block.graph.OptionException;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;

@@ -1,5 +1,7 @@
 package dev.vhostappliance.block.qsd;
 
+import dev.vhostappliance.block.graph.OptionReader;
+import dev.vhostappliance.block.graph.OptionException;
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import java.util.Map;

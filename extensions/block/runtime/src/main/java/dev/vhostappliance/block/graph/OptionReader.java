@@ -1,11 +1,11 @@
-package dev.vhostappliance.block.qsd;
+package dev.vhostappliance.block.graph;
 
 import java.util.LinkedHashSet;
 import java.util.Map;
 import java.util.Set;
 
 /**
- * Typed reading of one parsed option (a {@link KeyValue} tree) with QEMU's value syntax: booleans
+ * Typed reading of one parsed option (a {@code KeyValue} tree) with QEMU's value syntax: booleans
  * on/off/yes/no/true/false, sizes with k/M/G/T suffixes. Every key read is remembered, so
  * {@link #finish()} can reject what nobody understood: nothing is silently ignored.
  */

@@ -1,7 +1,9 @@
-package dev.vhostappliance.block;
+package dev.vhostappliance.block.export.vhostuser;
 
-import static dev.vhostappliance.block.VirtioBlk.SECTOR;
+import static dev.vhostappliance.block.request.VirtioBlk.SECTOR;
 
+import dev.vhostappliance.block.node.BlockNode;
+import dev.vhostappliance.block.request.VirtioBlk;
 import dev.vhostappliance.device.VirtioDevice;
 import dev.vhostappliance.protocol.ProtocolFeature;
 import dev.vhostappliance.virtqueue.Virtqueue;
@@ -11,8 +13,9 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 
 /**
- * virtio-blk over a block node: features, config space, and one {@link BlkQueueWorker} per queue. The node
- * may be shared with other exports; the device does not close it.
+ * The vhost-user-blk export: virtio-blk over a block node. Features, config space, and one {@link BlkQueue}
+ * per virtqueue, each with its own I/O engine, woken by the core's queue worker on a kick or a completion.
+ * The node may be shared with other exports; the device does not close it.
  */
 public final class VirtioBlkDevice implements VirtioDevice {
     private static final int SEG_MAX = 126;
@@ -31,15 +34,12 @@ public final class VirtioBlkDevice implements VirtioDevice {
     private final byte[] serial;
     private volatile long capacitySectors;
     private volatile dev.vhostappliance.device.FrontendChannel frontend;
-    private final BlkQueueWorker[] workers;
+    private final BlkQueue[] queues;
     private volatile boolean writeback;
-    /**
-     * Split large transfers across a helper thread only when there are more CPUs than queues: with a queue
-     * per CPU the queues already keep every core busy, and extra spinning threads only compete.
-     */
-    private final boolean splitLargeTransfers;
+    private final String id;
+    private volatile long pollNanos = -1;
 
-    VirtioBlkDevice(BlockNode node, boolean writable, int numQueues, int logicalBlockSize, boolean writethrough,
+    public VirtioBlkDevice(BlockNode node, boolean writable, int numQueues, int logicalBlockSize, boolean writethrough,
             String serial) {
         this.node = node;
         this.readOnly = !writable || node.readOnly();
@@ -49,15 +49,25 @@ public final class VirtioBlkDevice implements VirtioDevice {
         this.writeback = !writethrough;
         this.serial = serial == null ? new byte[0] : serial.getBytes(StandardCharsets.UTF_8);
         this.capacitySectors = node.size() / logicalBlockSize * logicalBlockSize / SECTOR;
-        this.workers = new BlkQueueWorker[numQueues];
-        this.splitLargeTransfers = numQueues < Runtime.getRuntime().availableProcessors();
+        this.queues = new BlkQueue[numQueues];
+        this.id = "export of node '" + node.name() + "'";
     }
 
-    BlockNode node() {
+    /** How long the queue threads poll before sleeping (an iothread's poll-max-ns); -1 for the default. */
+    public void setPollNanos(long nanos) {
+        this.pollNanos = nanos;
+    }
+
+    @Override
+    public long pollNanos() {
+        return pollNanos;
+    }
+
+    public BlockNode node() {
         return node;
     }
 
-    boolean readOnly() {
+    public boolean readOnly() {
         return readOnly;
     }
 
@@ -77,13 +87,6 @@ public final class VirtioBlkDevice implements VirtioDevice {
         return serial;
     }
 
-    boolean splitLargeTransfers() {
-        return splitLargeTransfers;
-    }
-
-    boolean flush() {
-        return readOnly || node.flush();
-    }
 
     @Override
     public int virtioId() {
@@ -119,12 +122,41 @@ public final class VirtioBlkDevice implements VirtioDevice {
 
     @Override
     public void handleQueue(int queueIndex, Virtqueue queue) {
-        BlkQueueWorker w = workers[queueIndex];
-        if (w == null || w.tooSmallFor(queue)) {
-            w = new BlkQueueWorker(this, queue);
-            workers[queueIndex] = w;
+        BlkQueue q = queues[queueIndex];
+        if (q == null || q.tooSmallFor(queue)) {
+            if (q != null) {
+                q.close();
+            }
+            q = new BlkQueue(this, queue, id + " queue " + queueIndex);
+            queues[queueIndex] = q;
         }
-        w.handle(queue);
+        q.handle(queue);
+    }
+
+    @Override
+    public int completionFd(int queueIndex) {
+        BlkQueue q = queues[queueIndex];
+        return q == null ? -1 : q.engine().completionFd();
+    }
+
+    @Override
+    public boolean hasCompletions(int queueIndex) {
+        BlkQueue q = queues[queueIndex];
+        return q != null && q.engine().hasCompletions();
+    }
+
+    @Override
+    public void handleCompletions(int queueIndex, Virtqueue queue) {
+        BlkQueue q = queues[queueIndex];
+        if (q != null) {
+            q.complete();
+        }
+    }
+
+    /** The I/O engine serving queue queueIndex ({@code io_uring}, {@code native}, {@code threads}), or null. */
+    public String engineName(int queueIndex) {
+        BlkQueue q = queues[queueIndex];
+        return q == null ? null : q.engine().name();
     }
 
     private static final String[] COUNTERS = {"reads", "read-bytes", "writes", "write-bytes", "flushes", "discards",
@@ -133,7 +165,7 @@ public final class VirtioBlkDevice implements VirtioDevice {
     @Override
     public java.util.Map<String, Long> counters() {
         long[] c = new long[COUNTERS.length];
-        for (BlkQueueWorker w : workers) {
+        for (BlkQueue w : queues) {
             if (w != null) {
                 c[0] += w.reads;
                 c[1] += w.readBytes;
@@ -217,8 +249,14 @@ public final class VirtioBlkDevice implements VirtioDevice {
         writeback = !writethrough;
     }
 
-    /** The exported node is the graph's (or the command's) to close. */
+    /** The queues' engines go; the exported node is the graph's (or the command's) to close. */
     @Override
     public void close() {
+        for (int i = 0; i < queues.length; i++) {
+            if (queues[i] != null) {
+                queues[i].close();
+                queues[i] = null;
+            }
+        }
     }
 }

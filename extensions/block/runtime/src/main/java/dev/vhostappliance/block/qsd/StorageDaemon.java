@@ -1,9 +1,10 @@
-package dev.vhostappliance.block;
+package dev.vhostappliance.block.qsd;
 
-import dev.vhostappliance.block.qsd.KeyValue;
-import dev.vhostappliance.block.qsd.OptionException;
-import dev.vhostappliance.block.qsd.OptionReader;
-import dev.vhostappliance.block.qsd.StorageDaemonMode;
+import dev.vhostappliance.block.export.vhostuser.VirtioBlkDevice;
+import dev.vhostappliance.block.graph.BlockGraph;
+import dev.vhostappliance.block.graph.OptionException;
+import dev.vhostappliance.block.graph.OptionReader;
+import dev.vhostappliance.block.node.BlockNode;
 import dev.vhostappliance.cli.ExitCodes;
 import dev.vhostappliance.cli.StartupException;
 import dev.vhostappliance.libc.FileLocks;
@@ -30,24 +31,23 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import org.jboss.logging.Logger;
 
 /**
- * A drop-in for qemu-storage-daemon's vhost-user-blk exports: builds the block graph ({@code file},
- * {@code null-co}, {@code raw} over a file node), creates every export's socket, writes the pid file, then
- * serves each export on its own thread until SIGTERM (exit 0). Any option or key it does not support is a
- * one-line error and exit 1, never silently ignored.
+ * A drop-in for qemu-storage-daemon's vhost-user-blk exports: builds the {@link BlockGraph}, creates every
+ * export's socket, writes the pid file, then serves each export on its own thread until SIGTERM (exit 0).
+ * Config files ({@code run --config}) build the same graph and exports through {@link #fromTrees}. Any option
+ * or key it does not support is a one-line error and exit 1, never silently ignored.
  */
 public final class StorageDaemon {
     private static final Logger LOG = Logger.getLogger(StorageDaemon.class);
-    static final long NULL_CO_DEFAULT_SIZE = 1L << 30;
-    static final int MAX_QUEUES = 1024;
+    public static final int MAX_QUEUES = 1024;
 
-    private final Map<String, BlockNode> nodes = new LinkedHashMap<>();
-    private final Set<String> iothreads = new LinkedHashSet<>();
+    private final BlockGraph graph = new BlockGraph();
+    /** --object iothread ids and their poll-max-ns (-1: not given). */
+    private final Map<String, Long> iothreads = new LinkedHashMap<>();
     private final Set<String> exportIds = new LinkedHashSet<>();
     /** Read by the SIGTERM handler while set-up may still add to it. */
     private final List<Export> exports = new java.util.concurrent.CopyOnWriteArrayList<>();
     private String pidfile;
     private int pidfileFd = -1;
-    private int autoNames;
     /** --chardev socket ids to their paths, and the monitors on them. */
     private final Map<String, Path> chardevs = new LinkedHashMap<>();
     private final List<QmpMonitor> monitors = new ArrayList<>();
@@ -154,11 +154,7 @@ public final class StorageDaemon {
             try {
                 switch (o.name()) {
                     case "--object" -> object(KeyValue.parse(o.value(), "qom-type"));
-                    case "--blockdev" -> {
-                        OptionReader r = new OptionReader(KeyValue.parse(o.value(), null));
-                        String name = r.required("node-name");
-                        blockdev(r, name);
-                    }
+                    case "--blockdev" -> graph.add(new OptionReader(KeyValue.parse(o.value(), null)));
                     case "--pidfile" -> pidfile = o.value();
                     case "--chardev" -> chardev(KeyValue.parse(o.value(), "backend"));
                     default -> { }
@@ -186,7 +182,7 @@ public final class StorageDaemon {
                 }
             }
         }
-        if (exports.isEmpty() && nodes.isEmpty() && monitors.isEmpty()) {
+        if (exports.isEmpty() && graph.isEmpty() && monitors.isEmpty()) {
             throw new OptionException("nothing to do: give --blockdev and --export options (or a device, see --help)");
         }
     }
@@ -244,7 +240,7 @@ public final class StorageDaemon {
     // ------------------------------------------------------------------ used by the QMP commands
 
     synchronized Map<String, BlockNode> nodes() {
-        return new LinkedHashMap<>(nodes);
+        return graph.nodes();
     }
 
     List<Export> exports() {
@@ -253,30 +249,18 @@ public final class StorageDaemon {
 
     /** blockdev-add: a node from a JSON tree like --blockdev's. */
     synchronized void addNode(Map<String, Object> tree) throws OptionException {
-        OptionReader r = new OptionReader(tree);
-        blockdev(r, r.required("node-name"));
+        graph.add(new OptionReader(tree));
     }
 
     /** blockdev-del: a node no export (or raw node) uses. */
     synchronized void deleteNode(String name) throws OptionException {
-        BlockNode node = nodes.get(name);
-        if (node == null) {
-            throw new OptionException("Failed to find node with node-name='" + name + "'");
-        }
+        BlockNode node = graph.get(name);
         for (Export e : exports) {
-            if (e.device.node() == node || e.nodeName.equals(name)) {
+            if (node != null && (e.device.node() == node || e.nodeName.equals(name))) {
                 throw new OptionException("Node '" + name + "' is busy: block device is in use by block export '" + e.id + "'");
             }
         }
-        for (Map.Entry<String, BlockNode> other : nodes.entrySet()) {
-            if (!other.getKey().equals(name) && other.getValue() instanceof ReadOnlyNode ro && ro.under() == node) {
-                throw new OptionException("Node '" + name + "' is busy: it is the file of node '" + other.getKey() + "'");
-            }
-        }
-        nodes.remove(name);
-        if (!nodes.containsValue(node)) {
-            node.close();
-        }
+        graph.delete(name);
     }
 
     /** block-export-add: an export from a JSON tree like --export's, serving at once. */
@@ -306,7 +290,7 @@ public final class StorageDaemon {
 
     /** block_resize: the node's storage grows or shrinks; every export over it tells its frontend. */
     synchronized long resize(String name, long size) throws OptionException {
-        BlockNode node = nodes.get(name);
+        BlockNode node = graph.get(name);
         if (node == null) {
             throw new OptionException("Cannot find device='' nor node-name='" + name + "'");
         }
@@ -319,7 +303,7 @@ public final class StorageDaemon {
             throw new OptionException(e.getMessage());
         }
         for (Export e : exports) {
-            if (e.device.node() == node || (e.device.node() instanceof ReadOnlyNode ro && ro.under() == node)) {
+            if (graph.uses(e.device.node(), name)) {
                 e.device.refreshCapacity();
             }
         }
@@ -333,91 +317,15 @@ public final class StorageDaemon {
             throw new OptionException("object type '" + type + "' is not supported (only iothread)");
         }
         String id = r.required("id");
-        // Polling knobs of QEMU's iothread are accepted: our queue threads wait in poll(2) on the kick.
-        r.integer("poll-max-ns", 0, 0, Long.MAX_VALUE);
+        // poll-max-ns: how long the queue threads of exports on this iothread poll their rings and
+        // completions before sleeping (QEMU's adaptive window; grow/shrink are accepted, our window is fixed).
+        long pollMaxNs = r.has("poll-max-ns") ? r.integer("poll-max-ns", 0, 0, Long.MAX_VALUE) : -1;
         r.integer("poll-grow", 0, 0, Long.MAX_VALUE);
         r.integer("poll-shrink", 0, 0, Long.MAX_VALUE);
         r.finish();
-        if (!iothreads.add(id)) {
+        if (iothreads.putIfAbsent(id, pollMaxNs) != null) {
             throw new OptionException("attempt to add duplicate property '" + id + "' to object");
         }
-    }
-
-    /** Creates the node described by r under name (the caller read node-name, if any). */
-    private BlockNode blockdev(OptionReader r, String name) throws OptionException {
-        if (nodes.containsKey(name)) {
-            throw new OptionException("Duplicate nodes with node-name='" + name + "'");
-        }
-        String driver = r.required("driver");
-        boolean readOnly = r.bool("read-only", false);
-        BlockNode node;
-        switch (driver) {
-            case "file", "host_device" -> {
-                String filename = r.required("filename");
-                boolean autoReadOnly = r.bool("auto-read-only", false);
-                String locking = r.string("locking", "auto");
-                if (!Set.of("auto", "on", "off").contains(locking)) {
-                    throw new OptionException("Parameter 'locking' does not accept value '" + locking + "'");
-                }
-                String discard = r.string("discard", "ignore");
-                if (!Set.of("ignore", "off", "unmap", "on").contains(discard)) {
-                    throw new OptionException("Parameter 'discard' does not accept value '" + discard + "'");
-                }
-                String aio = r.string("aio", "threads");
-                if (!Set.of("threads", "native", "io_uring").contains(aio)) {
-                    throw new OptionException("Parameter 'aio' does not accept value '" + aio + "'");
-                }
-                boolean noFlush = false;
-                boolean direct = false;
-                OptionReader cache = r.child("cache");
-                if (cache != null) {
-                    direct = cache.bool("direct", false);
-                    noFlush = cache.bool("no-flush", false);
-                    cache.finish();
-                }
-                r.finish();
-                if (!aio.equals("threads")) {
-                    LOG.infof("node %s: aio=%s accepted; I/O runs as preadv/pwritev on the queue threads", name, aio);
-                }
-                try {
-                    node = FileNode.open(name, Path.of(filename), new FileNode.Options(readOnly, autoReadOnly,
-                            !locking.equals("off"), discard.equals("unmap") || discard.equals("on"), noFlush, direct));
-                } catch (StartupException e) {
-                    throw new OptionException(e.getMessage());
-                }
-            }
-            case "null-co" -> {
-                long size = r.size("size", NULL_CO_DEFAULT_SIZE);
-                boolean readZeroes = r.bool("read-zeroes", false);
-                if (r.integer("latency-ns", 0, 0, Long.MAX_VALUE) != 0) {
-                    throw new OptionException("Parameter 'latency-ns' is not supported");
-                }
-                r.finish();
-                node = new NullNode(name, size, readZeroes, readOnly);
-            }
-            case "raw" -> {
-                BlockNode file;
-                if (r.isObject("file")) {
-                    OptionReader child = r.child("file");
-                    String childName = child.has("node-name") ? child.required("node-name") : "#block" + (autoNames++);
-                    file = blockdev(child, childName);
-                } else {
-                    String ref = r.required("file");
-                    file = nodes.get(ref);
-                    if (file == null) {
-                        throw new OptionException("Cannot find device='' nor node-name='" + ref + "'");
-                    }
-                }
-                if (r.has("offset") || r.has("size")) {
-                    throw new OptionException("raw offset/size are not supported");
-                }
-                r.finish();
-                node = readOnly && !file.readOnly() ? new ReadOnlyNode(name, file) : file;
-            }
-            default -> throw new OptionException("Unknown driver '" + driver + "' (supported: file, null-co, raw)");
-        }
-        nodes.put(name, node);
-        return node;
     }
 
     private void export(OptionReader r) throws OptionException {
@@ -430,14 +338,14 @@ public final class StorageDaemon {
             throw new OptionException("Block export id '" + id + "' is already in use");
         }
         String nodeName = r.required("node-name");
-        BlockNode node = nodes.get(nodeName);
+        BlockNode node = graph.get(nodeName);
         if (node == null) {
             throw new OptionException("Cannot find node '" + nodeName + "'");
         }
         boolean writable = r.bool("writable", false);
         boolean writethrough = r.bool("writethrough", false);
         String iothread = r.string("iothread", null);
-        if (iothread != null && !iothreads.contains(iothread)) {
+        if (iothread != null && !iothreads.containsKey(iothread)) {
             throw new OptionException("Cannot find iothread '" + iothread + "'");
         }
         r.bool("fixed-iothread", false);
@@ -474,6 +382,9 @@ public final class StorageDaemon {
             throw new OptionException("node '" + nodeName + "' is smaller than one logical block");
         }
         VirtioBlkDevice device = new VirtioBlkDevice(node, writable, queues, (int) lbs, writethrough, null);
+        if (iothread != null && iothreads.get(iothread) >= 0) {
+            device.setPollNanos(iothreads.get(iothread));
+        }
         try {
             BackendServer server = path != null ? BackendServer.listen(Path.of(path)) : BackendServer.inherit(fd);
             exports.add(new Export(id, nodeName, device, server));
@@ -539,7 +450,7 @@ public final class StorageDaemon {
         for (Export e : exports) {
             e.serving.close();
         }
-        new LinkedHashSet<>(nodes.values()).forEach(BlockNode::close); // a raw node may be its file node
+        graph.close();
         if (pidfileFd >= 0) {
             LibC.unlink(pidfile);
             LibC.close(pidfileFd);

@@ -1,4 +1,9 @@
-package dev.vhostappliance.block;
+package dev.vhostappliance.block.export.vhostuser;
+
+import dev.vhostappliance.block.node.BlockNode;
+import dev.vhostappliance.block.node.FileNode;
+import dev.vhostappliance.block.node.NullNode;
+import dev.vhostappliance.block.request.VirtioBlk;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;

@@ -1,11 +1,14 @@
-package dev.vhostappliance.block;
+package dev.vhostappliance.block.qsd;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.vhostappliance.block.qsd.OptionException;
+import dev.vhostappliance.block.graph.OptionException;
+import dev.vhostappliance.block.node.BlockNode;
+import dev.vhostappliance.block.node.FileNode;
+import dev.vhostappliance.block.node.NullNode;
 import dev.vhostappliance.qmp.QmpCommand;
 import dev.vhostappliance.qmp.QmpException;
 import dev.vhostappliance.qmp.QmpMonitor;

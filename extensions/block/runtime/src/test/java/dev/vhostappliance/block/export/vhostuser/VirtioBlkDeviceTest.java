@@ -1,4 +1,8 @@
-package dev.vhostappliance.block;
+package dev.vhostappliance.block.export.vhostuser;
+
+import dev.vhostappliance.block.node.FileNode;
+import dev.vhostappliance.block.node.NullNode;
+import dev.vhostappliance.block.request.VirtioBlk;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -147,7 +151,7 @@ class VirtioBlkDeviceTest {
     @Test
     void directIoWithAlignedAndMisalignedGuestBuffers() throws Exception {
         Path img = image(4 * MIB);
-        FileNode node = FileNode.open("direct", img, new FileNode.Options(false, false, true, true, false, true));
+        FileNode node = FileNode.open("direct", img, FileNode.Options.defaults(false).withDirect(true));
         assertEquals(512, node.memoryAlignment());
         VirtioBlkDevice dev = new VirtioBlkDevice(node, true, 1, 512, false, null);
         try (GuestRam ram = GuestRam.single(16 * MIB); TestFrontend fe = connect(dev)) {

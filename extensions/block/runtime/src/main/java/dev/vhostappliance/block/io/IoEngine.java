@@ -1,0 +1,41 @@
+package dev.vhostappliance.block.io;
+
+/**
+ * The asynchronous I/O of one queue thread: requests are queued, handed to the kernel together by
+ * {@link #submit()}, and come back, in any order, through {@link #reap}. One engine serves one thread;
+ * nothing here is thread-safe and nothing allocates per request. The queue thread waits for completions on
+ * {@link #completionFd()} next to its virtqueue's kick.
+ */
+public interface IoEngine extends AutoCloseable {
+
+    /** The engine's name as qemu-storage-daemon spells the aio= option ({@code io_uring}, {@code native}, ...). */
+    String name();
+
+    /** Requests this engine can have in flight at once (queued, submitted or ready to reap). */
+    int capacity();
+
+    /** Requests queued, in the kernel, or ready to reap. */
+    int inFlight();
+
+    /** Queues a prepared request; it reaches the kernel at the latest with the next {@link #submit()}. */
+    void queue(IoRequest request);
+
+    /** Finishes a request without I/O (null-co, a refused request): it is reaped like any other. */
+    void completeNow(IoRequest request, int result);
+
+    /** Hands every queued request to the kernel (one system call where the engine allows). */
+    void submit();
+
+    /** Delivers every finished request to sink; returns how many. Resubmissions are queued and submitted. */
+    int reap(IoCompletionSink sink);
+
+    /** Readable while completions wait to be reaped; -1 if completions only ever come from completeNow. */
+    int completionFd();
+
+    /** True if {@link #reap} would deliver something (one memory read where the engine allows). */
+    boolean hasCompletions();
+
+    /** Releases the kernel's resources; requests still in flight are abandoned. */
+    @Override
+    void close();
+}

@@ -1,0 +1,214 @@
+package dev.vhostappliance.block.io;
+
+import dev.vhostappliance.libc.Errno;
+import dev.vhostappliance.libc.LibC;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * One block operation on its way through an {@link IoEngine}: what to do (set by a node with one of the
+ * {@code prepare} methods), and the engine's progress on it. Requests are allocated once and reused; an
+ * engine never allocates per request. Engines finish transfers the kernel did only in part (short reads and
+ * writes, more than {@link #IOV_MAX} buffers) by resubmitting the rest, retry {@code -EINTR}/{@code -EAGAIN},
+ * and report one result: 0 or -errno.
+ */
+public class IoRequest {
+    /** Engine operations. */
+    public static final int READV = 1;
+    public static final int WRITEV = 2;
+    public static final int FDATASYNC = 3;
+    public static final int FALLOCATE = 4;
+    /** Linux's limit on iovecs in one preadv/pwritev (and one io_uring READV). */
+    public static final int IOV_MAX = 1024;
+
+    int op;
+    int fd;
+    long offset;
+    long length;
+    /** struct iovec array of a transfer, and how many of its entries are left from iovStart. */
+    MemorySegment iov;
+    int iovEnd;
+    int iovStart;
+    int fallocMode;
+    long done;
+    /** Runs when the operation failed, on the queue thread, and may turn the failure into a result. */
+    IoFallback fallback;
+    /** 0 or -errno once complete. */
+    int result;
+    /** The engine's handle on this request while it is in the engine (io_uring user_data), else -1. */
+    int engineTag = -1;
+    /** Intrusive lists of the engines (ready or waiting to be queued): no allocation. */
+    IoRequest next;
+
+    /** A vectored read of length bytes into the iovCount iovecs at iov. */
+    public final void prepareRead(int fd, MemorySegment iov, int iovCount, long offset, long length) {
+        prepareTransfer(READV, fd, iov, iovCount, offset, length);
+    }
+
+    /** A vectored write of length bytes from the iovCount iovecs at iov. */
+    public final void prepareWrite(int fd, MemorySegment iov, int iovCount, long offset, long length) {
+        prepareTransfer(WRITEV, fd, iov, iovCount, offset, length);
+    }
+
+    private void prepareTransfer(int op, int fd, MemorySegment iov, int iovCount, long offset, long length) {
+        this.op = op;
+        this.fd = fd;
+        this.iov = iov;
+        this.iovStart = 0;
+        this.iovEnd = iovCount;
+        this.offset = offset;
+        this.length = length;
+        this.done = 0;
+        this.fallback = null;
+        this.result = 0;
+    }
+
+    public final void prepareDatasync(int fd) {
+        prepareTransfer(FDATASYNC, fd, null, 0, 0, 0);
+    }
+
+    /** fallocate(fd, mode, offset, length); fallback (if any) runs when the kernel refuses it. */
+    public final void prepareFallocate(int fd, int mode, long offset, long length, IoFallback fallback) {
+        prepareTransfer(FALLOCATE, fd, null, 0, offset, length);
+        this.fallocMode = mode;
+        this.fallback = fallback;
+    }
+
+    public final int op() {
+        return op;
+    }
+
+    public final int fd() {
+        return fd;
+    }
+
+    public final long offset() {
+        return offset;
+    }
+
+    public final long length() {
+        return length;
+    }
+
+    public final int fallocMode() {
+        return fallocMode;
+    }
+
+    /** The result: 0, or -errno. */
+    public final int result() {
+        return result;
+    }
+
+    /** Overrides the result (a node or device deciding what a failure means). */
+    public final void setResult(int result) {
+        this.result = result;
+    }
+
+    // ------------------------------------------------------------------ for the engines
+
+    /** Address of the first iovec still to transfer. */
+    final long iovAddress() {
+        return iov.address() + 16L * iovStart;
+    }
+
+    /** iovecs to hand the kernel in the next submission (at most IOV_MAX). */
+    final int iovCount() {
+        return Math.min(iovEnd - iovStart, IOV_MAX);
+    }
+
+    /** File offset of the next submission. */
+    final long nextOffset() {
+        return offset + done;
+    }
+
+    /** Bytes the next submission covers (the iovecs it takes). */
+    final long submissionBytes() {
+        long n = 0;
+        int end = iovStart + iovCount();
+        for (int i = iovStart; i < end; i++) {
+            n += iov.get(ValueLayout.JAVA_LONG, 16L * i + 8);
+        }
+        return n;
+    }
+
+    /**
+     * The kernel's answer res to the last submission; returns true when the request is complete (result set),
+     * false when the engine must submit it again (the rest of a transfer, or a retry).
+     */
+    final boolean answered(long res) {
+        if (res == -Errno.EINTR || res == -Errno.EAGAIN) {
+            return false;
+        }
+        if (res < 0) {
+            result = (int) res;
+            if (fallback != null) {
+                result = fallback.failed(this, result);
+            }
+            return true;
+        }
+        if (op != READV && op != WRITEV) {
+            result = 0;
+            return true;
+        }
+        if (res == 0 && done < length) {
+            if (op == WRITEV) {
+                result = -Errno.ENOSPC;
+                return true;
+            }
+            zeroRest(); // a read at the end of the file: the rest reads as zeroes (QEMU's raw driver does too)
+            result = 0;
+            return true;
+        }
+        done += res;
+        if (done >= length) {
+            result = 0;
+            return true;
+        }
+        advance(res);
+        return false;
+    }
+
+    /** Moves past res transferred bytes: whole iovecs are skipped, a partial one is shortened in place. */
+    private void advance(long res) {
+        long left = res;
+        while (left > 0 && iovStart < iovEnd) {
+            long at = 16L * iovStart;
+            long len = iov.get(ValueLayout.JAVA_LONG, at + 8);
+            if (left >= len) {
+                left -= len;
+                iovStart++;
+            } else {
+                iov.set(ValueLayout.JAVA_LONG, at, iov.get(ValueLayout.JAVA_LONG, at) + left);
+                iov.set(ValueLayout.JAVA_LONG, at + 8, len - left);
+                left = 0;
+            }
+        }
+        while (iovStart < iovEnd && iov.get(ValueLayout.JAVA_LONG, 16L * iovStart + 8) == 0) {
+            iovStart++;
+        }
+    }
+
+    private void zeroRest() {
+        for (int i = iovStart; i < iovEnd; i++) {
+            long base = iov.get(ValueLayout.JAVA_LONG, 16L * i);
+            long len = iov.get(ValueLayout.JAVA_LONG, 16L * i + 8);
+            NativeMemory.zero(base, len);
+        }
+    }
+
+    /** Runs the operation synchronously on this thread (the inline engine, and fallbacks); -errno or bytes. */
+    final long runSynchronously() {
+        return switch (op) {
+            case READV -> LibC.rawPreadv(fd, remainingIov(), iovCount(), nextOffset());
+            case WRITEV -> LibC.rawPwritev(fd, remainingIov(), iovCount(), nextOffset());
+            case FDATASYNC -> LibC.rawFdatasync(fd);
+            case FALLOCATE -> LibC.rawFallocate(fd, fallocMode, offset, length);
+            default -> -Errno.EINVAL;
+        };
+    }
+
+    /** The iovecs from iovStart: the array itself unless a short transfer moved past its start (rare). */
+    private MemorySegment remainingIov() {
+        return iovStart == 0 ? iov : iov.asSlice(16L * iovStart);
+    }
+}

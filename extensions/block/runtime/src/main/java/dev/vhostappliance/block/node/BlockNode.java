@@ -1,0 +1,71 @@
+package dev.vhostappliance.block.node;
+
+import dev.vhostappliance.block.io.IoEngine;
+import dev.vhostappliance.block.io.IoEngineKind;
+import dev.vhostappliance.block.io.IoRequest;
+import dev.vhostappliance.cli.StartupException;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A node of the block graph, qemu-storage-daemon style: a protocol driver ({@code file}, {@code null-co})
+ * possibly under a format ({@code raw}). Exports do their I/O through it, several may share one. The data
+ * path is asynchronous: each operation is started on the calling queue thread's {@link IoEngine} with a
+ * request the caller owns, and finishes when the engine reaps it (result 0 or -errno). Offsets and lengths
+ * are the node's own; the caller has checked them against {@link #size()}. Nothing here allocates per
+ * request.
+ */
+public interface BlockNode extends AutoCloseable {
+
+    String name();
+
+    /** Size in bytes. */
+    long size();
+
+    /** Re-reads the size from the storage (after an image was grown or shrunk) and returns it. */
+    default long refreshSize() {
+        return size();
+    }
+
+    boolean readOnly();
+
+    /** Grows or shrinks the storage to size bytes (QMP block_resize); a sentence of why not otherwise. */
+    default void resize(long newSize) throws StartupException {
+        throw new StartupException("node '" + name() + "' cannot be resized");
+    }
+
+    /**
+     * Alignment the node needs for the memory of guest buffers (O_DIRECT: 512); 1 when any address works.
+     * Requests with a buffer that is not aligned go through a bounce buffer.
+     */
+    default int memoryAlignment() {
+        return 1;
+    }
+
+    /** The engine a queue thread doing this node's I/O should run ({@code aio=}). */
+    default IoEngineKind engineKind() {
+        return IoEngineKind.THREADS;
+    }
+
+    /** The file the engine may register once (fixed file), or -1. */
+    default int ioFd() {
+        return -1;
+    }
+
+    /** Reads length bytes at offset into the iovCount iovecs at iov. */
+    void read(IoEngine io, IoRequest r, MemorySegment iov, int iovCount, long offset, long length);
+
+    /** Writes length bytes at offset from the iovCount iovecs at iov. */
+    void write(IoEngine io, IoRequest r, MemorySegment iov, int iovCount, long offset, long length);
+
+    /** Makes completed writes durable. */
+    void flush(IoEngine io, IoRequest r);
+
+    /** Deallocates a range (advisory: a node that cannot succeeds doing nothing). */
+    void discard(IoEngine io, IoRequest r, long offset, long length);
+
+    /** Makes a range read back as zeroes, deallocating it if unmap allows. */
+    void writeZeroes(IoEngine io, IoRequest r, long offset, long length, boolean unmap);
+
+    @Override
+    void close();
+}
