@@ -125,8 +125,10 @@ final class QueueWorker implements Runnable {
             while (!stopping) {
                 if (pending) {
                     runQueue();
-                    pending = false;
-                    pollRing();
+                    pending = pollRing();
+                    if (pending) {
+                        continue; // buffers arrived as the kicks were turned back on: no kick will come for them
+                    }
                 }
                 int kfd = kickFd;
                 poll.clear();
@@ -199,20 +201,33 @@ final class QueueWorker implements Runnable {
     }
 
     /**
-     * Adaptive polling: after a batch, watch the avail ring for up to {@link #POLL_NANOS}, serving what
-     * arrives, and restart the window each time something did. Checks run under the queue lock, so a
-     * paused worker never reads a ring being remapped; if the protocol thread holds the lock, stop polling.
+     * Adaptive polling: after a batch, watch the avail ring and the device's completions for up to the poll
+     * window, serving what arrives, and restart the window each time something did. The driver's kicks are
+     * off meanwhile (it would otherwise pay a system call per request for a worker that is looking anyway),
+     * and on again before the worker sleeps. Checks run under the queue lock, so a paused worker never reads
+     * a ring being remapped; if the protocol thread holds the lock, stop polling. Returns true if buffers came
+     * as the kicks were turned on again: the caller must serve them instead of sleeping.
      */
-    private void pollRing() {
+    private boolean pollRing() {
         long window = device.pollNanos() >= 0 ? device.pollNanos() : POLL_NANOS;
-        if (window <= 0) {
-            return;
+        if (window <= 0 || !lock.tryLock()) {
+            return false;
+        }
+        try {
+            queue.setNotification(false);
+        } finally {
+            lock.unlock();
         }
         long deadline = System.nanoTime() + window;
-        while (!stopping && System.nanoTime() < deadline) {
+        int spins = 0;
+        while (!stopping) {
+            // the clock is slow to read on virtual machines: look at it every few spins only
+            if ((++spins & 7) == 0 && System.nanoTime() >= deadline) {
+                break;
+            }
             boolean work;
             if (!lock.tryLock()) {
-                return;
+                break;
             }
             try {
                 work = (enabled && queue.hasAvailable()) || device.hasCompletions(index);
@@ -225,6 +240,13 @@ final class QueueWorker implements Runnable {
             } else {
                 Thread.onSpinWait();
             }
+        }
+        lock.lock();
+        try {
+            queue.setNotification(true);
+            return enabled && queue.hasAvailable();
+        } finally {
+            lock.unlock();
         }
     }
 

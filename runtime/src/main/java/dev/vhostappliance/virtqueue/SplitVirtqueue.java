@@ -75,6 +75,8 @@ public final class SplitVirtqueue implements Virtqueue {
     private volatile boolean stopped;
     private volatile boolean broken;
     private volatile boolean yieldRequested;
+    /** Whether the driver is asked to kick (off while the worker polls the ring: kicks cost the driver a syscall). */
+    private boolean notificationsOn = true;
     private String brokenReason;
     /** Heads to resubmit first after a reconnect (from the inflight log), in submission order. */
     private int[] resubmit = new int[0];
@@ -248,6 +250,30 @@ public final class SplitVirtqueue implements Virtqueue {
         return queued + Math.min((availIdx - lastAvail) & 0xffff, size);
     }
 
+    /**
+     * Turns the driver's kicks off while the worker polls the ring, and on again before it sleeps (QEMU's
+     * virtio_queue_set_notification). Off: with EVENT_IDX avail_event is no longer advanced, so the driver
+     * stops kicking once it passes it; without, VRING_USED_F_NO_NOTIFY. On: avail_event (or the flag) is set
+     * again and a full fence orders it before the caller's next look at avail->idx, which it must take
+     * (buffers added meanwhile were not kicked). Worker thread only, under the worker's lock.
+     */
+    public void setNotification(boolean on) {
+        if (broken || on == notificationsOn) {
+            return;
+        }
+        notificationsOn = on;
+        if (eventIdx) {
+            if (on) {
+                used.set(U16, 4L + 8L * size, (short) lastAvail);
+                logUsed(4L + 8L * size, 2);
+            }
+        } else {
+            used.set(U16, 0L, (short) (on ? 0 : VirtioRing.USED_F_NO_NOTIFY));
+            logUsed(0, 2);
+        }
+        VarHandle.fullFence();
+    }
+
     private int readAvailIdx() {
         return ((short) IDX.getAcquire(avail, 2L)) & 0xffff;
     }
@@ -270,7 +296,7 @@ public final class SplitVirtqueue implements Virtqueue {
         int availIdx = readAvailIdx();
         int pending = (availIdx - lastAvail) & 0xffff;
         if (pending == 0) {
-            if (!eventIdx) {
+            if (!eventIdx || !notificationsOn) {
                 return EMPTY;
             }
             // Tell the driver where we stopped, then look once more: a buffer added between our read and
@@ -292,7 +318,7 @@ public final class SplitVirtqueue implements Virtqueue {
             return fail("avail ring head " + head + " out of range (queue size " + size + ")");
         }
         lastAvail = (lastAvail + 1) & 0xffff;
-        if (eventIdx) {
+        if (eventIdx && notificationsOn) {
             used.set(U16, 4L + 8L * size, (short) lastAvail);
             logUsed(4L + 8L * size, 2);
         }

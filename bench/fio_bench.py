@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""A/B benchmark of the appliance against qemu-storage-daemon, measured by fio's libblkio engine.
+
+Both backends get the same qemu-storage-daemon command line (--blockdev/--object iothread/--export), are
+started one after the other for every cell, and fio (built with its libblkio engine; pass its path) drives
+the vhost-user-blk socket of each. Results are ratios measured in the same run: these 2-core machines are
+noisy. For the disk rows fio's own io_uring engine on the image file gives the physical limit.
+
+  bench/fio_bench.py --fio PATH [--seconds 5] [--queues 1,2] [--targets null-co,tmpfs,disk]
+                     [--workloads all|NAME,...] [--out bench/results/FILE.md] [--aio io_uring]
+
+Not a test: nothing here asserts. Writes a Markdown table (stdout and --out).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE_BYTES = 1 << 30
+
+# name -> fio job options (bs, rw, iodepth, extra)
+WORKLOADS = {
+    "4k randread QD1": ["--rw=randread", "--bs=4k", "--iodepth=1"],
+    "4k randread QD32": ["--rw=randread", "--bs=4k", "--iodepth=32"],
+    "4k randwrite QD32": ["--rw=randwrite", "--bs=4k", "--iodepth=32"],
+    "16k randrw 70/30 QD16": ["--rw=randrw", "--rwmixread=70", "--bs=16k", "--iodepth=16"],
+    "128k seqread QD8": ["--rw=read", "--bs=128k", "--iodepth=8"],
+}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def image(path, fill):
+    """A 1 GiB image, filled with data (holes are answered without I/O), made once and kept."""
+    if os.path.exists(path) and os.path.getsize(path) == IMAGE_BYTES:
+        return path
+    log(f"making {path}")
+    with open(path, "wb") as f:
+        chunk = os.urandom(1 << 20) if fill else bytes(1 << 20)
+        for _ in range(IMAGE_BYTES >> 20):
+            f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def blockdev(target, img, aio):
+    if target == "null-co":
+        return f"driver=null-co,node-name=disk,size={IMAGE_BYTES}"
+    direct = ",cache.direct=on" if target == "disk" else ""
+    return f"driver=file,node-name=disk,filename={img}{direct},aio={aio}"
+
+
+def cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def rss_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def start(cmd, sock, env=None):
+    if os.path.exists(sock):
+        os.unlink(sock)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 20
+    while not os.path.exists(sock):
+        if p.poll() is not None or time.time() > deadline:
+            err = p.stderr.read().decode(errors="replace") if p.poll() is not None else "timeout"
+            p.kill()
+            raise RuntimeError(f"{cmd[0]} did not start: {err.strip()}")
+        time.sleep(0.02)
+    return p
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def fio_run(fio, job, seconds, extra):
+    cmd = [fio, "--name=bench", "--output-format=json", "--time_based", f"--runtime={seconds}",
+           "--ramp_time=1", "--direct=1", "--randrepeat=0", "--norandommap"] + job + extra
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"fio failed: {out.stderr.strip()[-400:]}")
+    text = out.stdout[out.stdout.index("{"):]
+    jobs = json.loads(text)["jobs"]
+    iops = 0.0
+    bw = 0.0
+    p50 = p99 = 0.0
+    for j in jobs:
+        for d in ("read", "write"):
+            s = j[d]
+            if s["io_bytes"] == 0:
+                continue
+            iops += s["iops"]
+            bw += s["bw_bytes"]
+            pct = s["clat_ns"].get("percentile", {})
+            p50 = max(p50, pct.get("50.000000", 0) / 1000)
+            p99 = max(p99, pct.get("99.000000", 0) / 1000)
+    return {"iops": iops, "mbs": bw / 1e6, "p50": p50, "p99": p99}
+
+
+def backend_run(name, cmd, sock, fio, job, seconds, queues):
+    p = start(cmd, sock)
+    try:
+        extra = ["--ioengine=libblkio", "--libblkio_driver=virtio-blk-vhost-user", f"--libblkio_path={sock}"]
+        if queues > 1:
+            extra += ["--thread", f"--numjobs={queues}", "--group_reporting"]
+        c0 = cpu_seconds(p.pid)
+        t0 = time.time()
+        r = fio_run(fio, job, seconds, extra)
+        r["cpu"] = 100 * (cpu_seconds(p.pid) - c0) / (time.time() - t0)
+        r["rss"] = rss_mb(p.pid)
+        return r
+    finally:
+        stop(p)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fio", default=os.environ.get("FIO"), help="fio built with the libblkio engine")
+    ap.add_argument("--appliance", default=os.path.join(ROOT, "app/target/app-image/bin/vhost-appliance"))
+    ap.add_argument("--qsd", default=shutil.which("qemu-storage-daemon"))
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--queues", default="1,2")
+    ap.add_argument("--targets", default="null-co,tmpfs,disk")
+    ap.add_argument("--workloads", default="all")
+    ap.add_argument("--aio", default="io_uring", help="aio= of the file nodes, both backends")
+    ap.add_argument("--poll-max-ns", type=int, default=32768, help="the iothread's poll-max-ns, both backends")
+    ap.add_argument("--disk-dir", default="/var/tmp/vhost-appliance-bench", help="a directory on the machine's disk")
+    ap.add_argument("--tmpfs-dir", default="/dev/shm")
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    if not a.fio or not os.access(a.fio, os.X_OK):
+        sys.exit("fio_bench: give --fio PATH (a fio built with its libblkio engine)")
+    if not a.qsd:
+        sys.exit("fio_bench: needs qemu-storage-daemon (Debian package qemu-system-common)")
+    if not os.access(a.appliance, os.X_OK):
+        sys.exit(f"fio_bench: no appliance at {a.appliance} (./mvnw package -DskipTests)")
+    engines = subprocess.run([a.fio, "--enghelp"], capture_output=True, text=True).stdout
+    if "libblkio" not in engines:
+        sys.exit(f"fio_bench: {a.fio} has no libblkio engine")
+    workloads = list(WORKLOADS) if a.workloads == "all" else [w.strip() for w in a.workloads.split(";")]
+    queues = [int(q) for q in a.queues.split(",")]
+    targets = a.targets.split(",")
+    os.makedirs(a.disk_dir, exist_ok=True)
+    imgs = {}
+    if "disk" in targets:
+        imgs["disk"] = image(os.path.join(a.disk_dir, "disk.img"), True)
+    if "tmpfs" in targets:
+        imgs["tmpfs"] = image(os.path.join(a.tmpfs_dir, "vhost-appliance-bench.img"), True)
+    sockdir = tempfile.mkdtemp(prefix="fio-bench-")
+    qsd_version = subprocess.run([a.qsd, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    rev = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+    fio_version = subprocess.run([a.fio, "--version"], capture_output=True, text=True).stdout.strip()
+    lines = [f"# fio_bench.py — {datetime.date.today()}, {os.cpu_count()} CPUs, {platform.release()}",
+             "",
+             f"Reference: {qsd_version}. Appliance: git {rev}. Client: {fio_version}, libblkio engine "
+             f"(virtio-blk-vhost-user), {a.seconds} s per cell after 1 s ramp. Both backends: "
+             f"`--object iothread,id=io0,poll-max-ns={a.poll_max_ns}`, `aio={a.aio}`, the export on io0.",
+             "CPU: the backend's CPU time over the run (100 = one core). RSS after the run.",
+             "",
+             "| target | queues | workload | qsd | appliance | appliance / qsd | qsd p50 / p99 µs | appliance p50 / p99 µs "
+             "| qsd / appliance CPU % | qsd / appliance RSS MB | fio io_uring on the file |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    print("\n".join(lines), flush=True)
+    ratios = []
+    for target in targets:
+        for q in queues:
+            for w in workloads:
+                job = WORKLOADS[w]
+                sock = os.path.join(sockdir, "vhost.sock")
+                line = ["--blockdev", blockdev(target, imgs.get(target), a.aio),
+                        "--object", f"iothread,id=io0,poll-max-ns={a.poll_max_ns}",
+                        "--export", f"type=vhost-user-blk,id=exp,node-name=disk,addr.type=unix,addr.path={sock},"
+                                    f"writable=on,num-queues={q},iothread=io0"]
+                res = {}
+                order = [("qsd", a.qsd), ("appliance", a.appliance)]
+                if len(ratios) % 2 == 1:
+                    order.reverse()  # alternate who goes first, so drift does not favour one side
+                for name, prog in order:
+                    log(f"{target} q{q} {w}: {name}")
+                    try:
+                        res[name] = backend_run(name, [prog] + line, sock, a.fio, job, a.seconds, q)
+                    except Exception as e:  # a failed cell is reported, the run goes on
+                        log(f"  failed: {e}")
+                        res[name] = None
+                direct = ""
+                if target == "disk":
+                    try:
+                        d = fio_run(a.fio, job, a.seconds, ["--ioengine=io_uring", f"--filename={imgs['disk']}",
+                                                            f"--size={IMAGE_BYTES}"]
+                                    + (["--thread", f"--numjobs={q}", "--group_reporting"] if q > 1 else []))
+                        direct = f"{d['iops']:.0f} IOPS" if "128k" not in w else f"{d['mbs']:.0f} MB/s"
+                    except Exception as e:
+                        direct = f"failed: {e}"
+                qs, ap_ = res.get("qsd"), res.get("appliance")
+                unit = "mbs" if "128k" in w else "iops"
+                fmt = (lambda r: f"{r['mbs']:.0f} MB/s") if unit == "mbs" else (lambda r: f"{r['iops']:.0f} IOPS")
+                if qs and ap_:
+                    ratio = ap_[unit] / qs[unit] if qs[unit] else 0
+                    ratios.append(ratio)
+                    row = (f"| {target} | {q} | {w} | {fmt(qs)} | {fmt(ap_)} | {ratio:.2f} | {qs['p50']:.1f} / {qs['p99']:.1f} "
+                           f"| {ap_['p50']:.1f} / {ap_['p99']:.1f} | {qs['cpu']:.0f} / {ap_['cpu']:.0f} "
+                           f"| {qs['rss']:.0f} / {ap_['rss']:.0f} | {direct} |")
+                else:
+                    ratios.append(0)
+                    row = f"| {target} | {q} | {w} | {fmt(qs) if qs else 'failed'} | {fmt(ap_) if ap_ else 'failed'} | | | | | | {direct} |"
+                print(row, flush=True)
+                lines.append(row)
+    ok = [r for r in ratios if r > 0]
+    if ok:
+        lines += ["", f"Cells: {len(ratios)}; appliance / qsd: min {min(ok):.2f}, "
+                      f"geometric mean {pow(2.718281828, sum(__import__('math').log(r) for r in ok) / len(ok)):.2f}, "
+                      f"max {max(ok):.2f}; cells below 1.0: {sum(1 for r in ok if r < 1.0)}"]
+        print(lines[-1])
+    shutil.rmtree(sockdir, ignore_errors=True)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
