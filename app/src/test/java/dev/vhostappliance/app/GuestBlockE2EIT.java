@@ -107,6 +107,7 @@ class GuestBlockE2EIT {
                 "");
     }
 
+    /** The default engine, io_uring. */
     @Test
     void oneQueueLogicalBlocks512() throws Exception {
         Path img = image();
@@ -115,10 +116,11 @@ class GuestBlockE2EIT {
         checkRun(run, img);
     }
 
+    /** aio=threads: synchronous calls on the queue threads. */
     @Test
     void fourQueuesLogicalBlocks4096() throws Exception {
         Path img = image();
-        GuestRun run = boot(img, 4, 4, guestScript(4, 4096), "--logical-block-size=4096");
+        GuestRun run = boot(img, 4, 4, guestScript(4, 4096), "--logical-block-size=4096", "--aio=threads");
         assertEquals("DEVICE size=" + IMAGE / 512 + " lbs=4096 queues=4 ro=0", run.line("DEVICE"));
         checkRun(run, img);
     }
@@ -136,12 +138,13 @@ class GuestBlockE2EIT {
         assertArrayEquals(new byte[1 << 20], read(img, ZEROES_AT, 1 << 20), "write-zeroes reached the image");
     }
 
+    /** aio=native (Linux AIO) with cache.direct=on, as qemu-storage-daemon requires. */
     @Test
     void storageDaemonCommandLine() throws Exception {
         Path img = image();
         Path sock = dir.resolve("qsd.sock");
         GuestRun run = bootWith(sock, 2, 2, guestScript(2, 4096), List.of(
-                "--blockdev", "{\"driver\":\"file\",\"node-name\":\"disk0\",\"filename\":\"" + img + "\",\"discard\":\"unmap\",\"cache\":{\"direct\":true}}",
+                "--blockdev", "{\"driver\":\"file\",\"node-name\":\"disk0\",\"filename\":\"" + img + "\",\"discard\":\"unmap\",\"aio\":\"native\",\"cache\":{\"direct\":true}}",
                 "--object", "iothread,id=io0",
                 "--export", "type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=" + sock
                         + ",writable=on,num-queues=2,iothread=io0",

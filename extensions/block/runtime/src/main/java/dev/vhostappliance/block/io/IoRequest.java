@@ -35,6 +35,8 @@ public class IoRequest {
     IoFallback fallback;
     /** 0 or -errno once complete. */
     int result;
+    /** Run in the kernel's worker threads rather than inline at submission (large copies from the page cache). */
+    boolean offload;
     /** The engine's handle on this request while it is in the engine (io_uring user_data), else -1. */
     int engineTag = -1;
     /** Intrusive lists of the engines (ready or waiting to be queued): no allocation. */
@@ -61,6 +63,16 @@ public class IoRequest {
         this.done = 0;
         this.fallback = null;
         this.result = 0;
+        this.offload = false;
+    }
+
+    /**
+     * Asks the engine to run this request on the kernel's worker threads instead of inline when it is
+     * submitted: a large copy from the page cache then runs on another core while the queue thread goes on
+     * (io_uring's IOSQE_ASYNC; other engines ignore it). Call after prepare.
+     */
+    public final void offload() {
+        this.offload = true;
     }
 
     public final void prepareDatasync(int fd) {

@@ -29,6 +29,11 @@ public final class IoUringEngine implements IoEngine {
     private static final long OFF_SQES = 0x10000000L;
     private static final int FEAT_SINGLE_MMAP = 1;
     private static final int SETUP_SUBMIT_ALL = 1 << 7;
+    private static final int SETUP_COOP_TASKRUN = 1 << 8;
+    private static final int SETUP_TASKRUN_FLAG = 1 << 9;
+    private static final int SQ_TASKRUN = 4;
+    /** Completions wait for the queue thread to enter the kernel instead of interrupting it (A/B switch). */
+    private static final boolean COOP = Boolean.parseBoolean(System.getProperty("vhost.io_uring.coop", "false"));
     private static final int ENTER_GETEVENTS = 1;
     private static final int SQ_CQ_OVERFLOW = 2;
     private static final int REGISTER_FILES = 2;
@@ -38,6 +43,7 @@ public final class IoUringEngine implements IoEngine {
     private static final int OP_FALLOCATE = 17;
     private static final int FSYNC_DATASYNC = 1;
     private static final int SQE_FIXED_FILE = 1;
+    private static final int SQE_ASYNC = 16;
     private static final int SQE_BYTES = 64;
     private static final int CQE_BYTES = 16;
     private static final int MAP_POPULATE = 0x8000;
@@ -128,7 +134,7 @@ public final class IoUringEngine implements IoEngine {
     public static IoUringEngine open(int capacity, int fd) throws IoEngineUnavailableException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment params = arena.allocate(120, 8);
-            long rc = setup(capacity, params, SETUP_SUBMIT_ALL);
+            long rc = setup(capacity, params, SETUP_SUBMIT_ALL | (COOP ? SETUP_COOP_TASKRUN | SETUP_TASKRUN_FLAG : 0));
             if (rc == -Errno.EINVAL) {
                 params.fill((byte) 0);
                 rc = setup(capacity, params, 0); // a kernel before 5.18
@@ -198,7 +204,7 @@ public final class IoUringEngine implements IoEngine {
             sqes.set(ValueLayout.JAVA_LONG, o + i, 0L);
         }
         int fixed = r.fd == fixedFd && fixedFd >= 0 ? SQE_FIXED_FILE : 0;
-        sqes.set(ValueLayout.JAVA_BYTE, o + 1, (byte) fixed);
+        sqes.set(ValueLayout.JAVA_BYTE, o + 1, (byte) (fixed | (r.offload ? SQE_ASYNC : 0)));
         sqes.set(ValueLayout.JAVA_INT, o + 4, fixed != 0 ? 0 : r.fd);
         switch (r.op) {
             case IoRequest.READV, IoRequest.WRITEV -> {
@@ -269,7 +275,7 @@ public final class IoUringEngine implements IoEngine {
         while (true) {
             int tail = (int) INT.getAcquire(cqRing, cqTailOff);
             if (tail == cqHead) {
-                if (((int) INT.getAcquire(sqRing, sqFlagsOff) & SQ_CQ_OVERFLOW) != 0) {
+                if (((int) INT.getAcquire(sqRing, sqFlagsOff) & (SQ_CQ_OVERFLOW | SQ_TASKRUN)) != 0) {
                     enter(0, 0, ENTER_GETEVENTS); // completions the full CQ ring could not take: flush them in
                     if ((int) INT.getAcquire(cqRing, cqTailOff) != cqHead) {
                         continue;
@@ -317,7 +323,8 @@ public final class IoUringEngine implements IoEngine {
 
     @Override
     public boolean hasCompletions() {
-        return !ready.isEmpty() || (int) INT.getAcquire(cqRing, cqTailOff) != cqHead;
+        return !ready.isEmpty() || (int) INT.getAcquire(cqRing, cqTailOff) != cqHead
+                || ((int) INT.getAcquire(sqRing, sqFlagsOff) & SQ_TASKRUN) != 0;
     }
 
     @Override

@@ -156,9 +156,18 @@ public final class FileNode implements BlockNode {
         return fd;
     }
 
+    /**
+     * Buffered transfers from this size on are copied by the kernel's io_uring workers, so several copy on
+     * other cores at once instead of one after the other inside the queue thread's submission.
+     */
+    static final long OFFLOAD_BYTES = 64 * 1024;
+
     @Override
     public void read(IoEngine io, IoRequest r, MemorySegment iov, int iovCount, long offset, long length) {
         r.prepareRead(fd, iov, iovCount, offset, length);
+        if (!direct && length >= OFFLOAD_BYTES) {
+            r.offload();
+        }
         io.queue(r);
     }
 
@@ -169,6 +178,9 @@ public final class FileNode implements BlockNode {
             return;
         }
         r.prepareWrite(fd, iov, iovCount, offset, length);
+        if (!direct && length >= OFFLOAD_BYTES) {
+            r.offload();
+        }
         io.queue(r);
     }
 

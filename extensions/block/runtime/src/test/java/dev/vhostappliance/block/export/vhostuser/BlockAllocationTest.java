@@ -1,5 +1,6 @@
 package dev.vhostappliance.block.export.vhostuser;
 
+import dev.vhostappliance.block.io.IoEngineKind;
 import dev.vhostappliance.block.node.BlockNode;
 import dev.vhostappliance.block.node.FileNode;
 import dev.vhostappliance.block.node.NullNode;
@@ -37,16 +38,18 @@ class BlockAllocationTest {
                 .orElseThrow(() -> new AssertionError("no thread " + name));
     }
 
+    /** null-co, and a file through each engine (Linux AIO with O_DIRECT, as it requires). */
     @ParameterizedTest
-    @ValueSource(strings = {"null-co", "file"})
+    @ValueSource(strings = {"null-co", "io_uring", "io_uring direct", "threads", "native direct"})
     void noAllocationPerRequest(String nodeType) throws Exception {
         BlockNode node;
-        if (nodeType.equals("file")) {
+        if (!nodeType.equals("null-co")) {
             Path img = dir.resolve("a.img");
             try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
                 f.setLength(8 * MIB);
             }
-            node = FileNode.open("f", img, FileNode.Options.defaults(false));
+            node = FileNode.open("f", img, FileNode.Options.defaults(false)
+                    .withAio(IoEngineKind.fromOption(nodeType.split(" ")[0])).withDirect(nodeType.endsWith("direct")));
         } else {
             node = new NullNode("n", 8 * MIB, true, false);
         }

@@ -25,7 +25,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
+import dev.vhostappliance.block.io.IoEngineKind;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /** virtio-blk requests through the core's test frontend, against a real image file. */
@@ -45,6 +49,11 @@ class VirtioBlkDeviceTest {
 
     private static FileNode file(Path img, boolean readOnly) throws Exception {
         return FileNode.open("test", img, FileNode.Options.defaults(readOnly));
+    }
+
+    private static FileNode file(Path img, String aio, boolean direct) throws Exception {
+        return FileNode.open("test", img, FileNode.Options.defaults(false).withAio(IoEngineKind.fromOption(aio))
+                .withDirect(direct));
     }
 
     private static byte[] header(int type, long sector) {
@@ -85,10 +94,11 @@ class VirtioBlkDeviceTest {
         return TestFrontend.connect(dev);
     }
 
-    @Test
-    void writeThenReadBackThroughTheImage() throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"io_uring", "threads"})
+    void writeThenReadBackThroughTheImage(String aio) throws Exception {
         Path img = image(MIB);
-        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, false), true, 1, 512, false, "serial-1");
+        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, aio, false), true, 1, 512, false, "serial-1");
         try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = connect(dev)) {
             DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
             byte[] data = new byte[8192];
@@ -148,10 +158,11 @@ class VirtioBlkDeviceTest {
         return new Done(ram.read(status, 1)[0], u.len(), buf);
     }
 
-    @Test
-    void directIoWithAlignedAndMisalignedGuestBuffers() throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"io_uring", "native", "threads"})
+    void directIoWithAlignedAndMisalignedGuestBuffers(String aio) throws Exception {
         Path img = image(4 * MIB);
-        FileNode node = FileNode.open("direct", img, FileNode.Options.defaults(false).withDirect(true));
+        FileNode node = file(img, aio, true);
         assertEquals(512, node.memoryAlignment());
         VirtioBlkDevice dev = new VirtioBlkDevice(node, true, 1, 512, false, null);
         try (GuestRam ram = GuestRam.single(16 * MIB); TestFrontend fe = connect(dev)) {
@@ -176,10 +187,11 @@ class VirtioBlkDeviceTest {
         }
     }
 
-    @Test
-    void largeRequestsSplitAcrossTwoThreadsMoveEveryByte() throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"io_uring", "threads"})
+    void largeRequestsInAnyBufferLayoutMoveEveryByte(String aio) throws Exception {
         Path img = image(4 * MIB);
-        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, false), true, 1, 512, false, null);
+        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, aio, false), true, 1, 512, false, null);
         try (GuestRam ram = GuestRam.single(16 * MIB); TestFrontend fe = connect(dev)) {
             DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
             int[][] layouts = {{300 * 1024}, {100 * 1024, 100 * 1024, 100 * 1024}, {7 * 512, 250 * 1024, 43 * 512}};
@@ -223,13 +235,15 @@ class VirtioBlkDeviceTest {
         return ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(sector).putInt(count).putInt(flags).array();
     }
 
-    @Test
-    void discardAndWriteZeroes() throws Exception {
-        Path img = image(MIB);
+    /** On the disk (ext4: punch hole and zero range) and on tmpfs (no zero range: zeroes are written). */
+    @ParameterizedTest
+    @CsvSource({"io_uring,disk", "threads,disk", "io_uring,tmpfs", "threads,tmpfs"})
+    void discardAndWriteZeroes(String aio, String where) throws Exception {
+        Path img = where.equals("disk") ? image(MIB) : Files.createTempFile(Path.of("/dev/shm"), "blk", ".img");
         byte[] ones = new byte[(int) MIB];
         Arrays.fill(ones, (byte) 0x5a);
         Files.write(img, ones);
-        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, false), true, 1, 512, false, null);
+        VirtioBlkDevice dev = new VirtioBlkDevice(file(img, aio, false), true, 1, 512, false, null);
         try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = connect(dev)) {
             DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
             assertEquals(1L << VirtioBlk.F_DISCARD, dev.features() & (1L << VirtioBlk.F_DISCARD));
@@ -255,6 +269,9 @@ class VirtioBlkDeviceTest {
             assertEquals(VirtioBlk.S_UNSUPP, request(q, ram, VirtioBlk.T_DISCARD, 0, two, 0).status(), "more segments than advertised");
         } finally {
             dev.node().close();
+            if (!where.equals("disk")) {
+                Files.deleteIfExists(img);
+            }
         }
     }
 
