@@ -1,9 +1,10 @@
 package dev.vhostappliance.block.io;
 
 /**
- * {@code aio=threads}: every request runs as a synchronous system call on the queue thread when it is
- * submitted (preadv/pwritev/fdatasync/fallocate), then is reaped like an asynchronous one. Also the engine
- * of nodes that do no I/O at all (null-co), and what an engine the kernel refuses falls back to.
+ * Every request runs as a synchronous system call on the queue thread when it is submitted
+ * (preadv/pwritev/fdatasync/fallocate), then is reaped like an asynchronous one: the engine of nodes that do
+ * no I/O of their own (null-co completes at once), and what a queue runs when the kernel refuses the engine
+ * it asked for and no eventfd can be had for the thread pool either.
  */
 public final class InlineEngine implements IoEngine {
     private final int capacity;
@@ -18,7 +19,7 @@ public final class InlineEngine implements IoEngine {
 
     @Override
     public String name() {
-        return "threads";
+        return "inline";
     }
 
     @Override

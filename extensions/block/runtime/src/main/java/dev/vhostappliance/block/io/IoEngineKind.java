@@ -4,11 +4,13 @@ import org.jboss.logging.Logger;
 
 /** qemu-storage-daemon's {@code aio=} choices, and how an engine of each kind is made. */
 public enum IoEngineKind {
-    /** Synchronous system calls on the queue thread. */
+    /** Synchronous system calls on a pool of threads. */
     THREADS("threads"),
     /** Linux AIO (O_DIRECT only). */
     NATIVE("native"),
-    IO_URING("io_uring");
+    IO_URING("io_uring"),
+    /** Not an aio= value: the engine of nodes without I/O of their own (null-co), on the queue thread. */
+    INLINE("inline");
 
     private static final Logger LOG = Logger.getLogger(IoEngineKind.class);
     private final String option;
@@ -25,7 +27,7 @@ public enum IoEngineKind {
     /** The kind an aio= value names, or null. */
     public static IoEngineKind fromOption(String value) {
         for (IoEngineKind k : values()) {
-            if (k.option.equals(value)) {
+            if (k != INLINE && k.option.equals(value)) {
                 return k;
             }
         }
@@ -40,13 +42,18 @@ public enum IoEngineKind {
     public IoEngine open(int capacity, int fd, String who) {
         try {
             return switch (this) {
-                case THREADS -> new InlineEngine(capacity);
+                case THREADS -> ThreadPoolEngine.open(capacity);
                 case NATIVE -> LinuxAioEngine.open(capacity);
                 case IO_URING -> IoUringEngine.open(capacity, fd);
+                case INLINE -> new InlineEngine(capacity);
             };
         } catch (IoEngineUnavailableException e) {
             LOG.warnf("%s: aio=%s unavailable (%s); using aio=threads", who, option, e.getMessage());
-            return new InlineEngine(capacity);
+            try {
+                return ThreadPoolEngine.open(capacity);
+            } catch (IoEngineUnavailableException again) {
+                return new InlineEngine(capacity);
+            }
         }
     }
 }

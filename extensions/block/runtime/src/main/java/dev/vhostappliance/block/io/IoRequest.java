@@ -39,6 +39,8 @@ public class IoRequest {
     boolean offload;
     /** The engine's handle on this request while it is in the engine (io_uring user_data), else -1. */
     int engineTag = -1;
+    /** The thread-pool engine this request runs on, while it is there. */
+    ThreadPoolEngine pool;
     /** Intrusive lists of the engines (ready or waiting to be queued): no allocation. */
     IoRequest next;
 

@@ -43,7 +43,7 @@ public interface BlockNode extends AutoCloseable {
 
     /** The engine a queue thread doing this node's I/O should run ({@code aio=}). */
     default IoEngineKind engineKind() {
-        return IoEngineKind.THREADS;
+        return IoEngineKind.INLINE;
     }
 
     /** The file the engine may register once (fixed file), or -1. */

@@ -315,7 +315,7 @@ class IoEngineTest {
     void aRingTheKernelRefusesFallsBackToThreads() {
         // io_uring takes at most 32768 entries: the kernel refuses this ring, and the queue still gets an engine
         try (IoEngine engine = IoEngineKind.IO_URING.open(65536, -1, "test")) {
-            assertInstanceOf(InlineEngine.class, engine);
+            assertInstanceOf(ThreadPoolEngine.class, engine);
             assertEquals("threads", engine.name());
         }
     }

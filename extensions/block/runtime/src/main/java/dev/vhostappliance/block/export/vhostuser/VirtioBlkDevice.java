@@ -244,14 +244,23 @@ public final class VirtioBlkDevice implements VirtioDevice {
         return sectors;
     }
 
+    /**
+     * The frontend is gone or reset the device (its queue workers have stopped): the queues' engines go
+     * with it, so nothing of one frontend (an io_uring ring, a pool's eventfd) outlives it.
+     */
     @Override
     public void reset() {
         writeback = !writethrough;
+        closeQueues();
     }
 
     /** The queues' engines go; the exported node is the graph's (or the command's) to close. */
     @Override
     public void close() {
+        closeQueues();
+    }
+
+    private void closeQueues() {
         for (int i = 0; i < queues.length; i++) {
             if (queues[i] != null) {
                 queues[i].close();

@@ -38,6 +38,12 @@ class BlockAllocationTest {
                 .orElseThrow(() -> new AssertionError("no thread " + name));
     }
 
+    /** Bytes allocated so far by the aio=threads pool's threads (their ids stay valid while they run). */
+    private static long poolAllocated(com.sun.management.ThreadMXBean mx) {
+        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().startsWith("aio-worker-"))
+                .mapToLong(t -> Math.max(0, mx.getThreadAllocatedBytes(t.threadId()))).sum();
+    }
+
     /** null-co, and a file through each engine (Linux AIO with O_DIRECT, as it requires). */
     @ParameterizedTest
     @ValueSource(strings = {"null-co", "io_uring", "io_uring direct", "threads", "native direct"})
@@ -69,6 +75,7 @@ class BlockAllocationTest {
             }
             Thread vq = null;
             long measured = -1;
+            long poolBefore = 0;
             long served = 0;
             // The per-kick path (poll, kick read) runs once per round: it takes ~15000 rounds before the JIT has
             // compiled it (interpreted method-handle calls allocate); the per-request path much sooner.
@@ -77,6 +84,7 @@ class BlockAllocationTest {
                 if (round == warmup) { // after warm-up: measure the worker over the last 1000 rounds
                     vq = worker("vq-0");
                     measured = mx.getThreadAllocatedBytes(vq.threadId());
+                    poolBefore = poolAllocated(mx);
                 }
                 for (int i = 0; i < slots; i++) {
                     boolean write = i % 2 == 0;
@@ -92,6 +100,13 @@ class BlockAllocationTest {
                 }
             }
             long allocated = mx.getThreadAllocatedBytes(vq.threadId()) - measured;
+            long pool = poolAllocated(mx) - poolBefore;
+            System.out.printf("%s: aio=threads pool threads allocated %d bytes%n", nodeType, pool);
+            assertTrue(pool < served, "the I/O pool allocates nothing per request either: " + pool);
+            if (nodeType.equals("threads")) {
+                assertTrue(Thread.getAllStackTraces().keySet().stream().anyMatch(t -> t.getName().startsWith("aio-worker-")),
+                        "aio=threads ran on the pool");
+            }
             System.out.printf("%s: worker allocated %d bytes over %d requests%n", nodeType, allocated, served);
             assertEquals(32_000, served);
             assertTrue(allocated < served, "less than a byte per request (none per request): " + allocated);

@@ -1,0 +1,239 @@
+package dev.vhostappliance.block.io;
+
+import dev.vhostappliance.libc.LibC;
+import dev.vhostappliance.libc.NativeCallException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * {@code aio=threads}: synchronous system calls (preadv/pwritev/fdatasync/fallocate) on a small pool of
+ * threads shared by every queue of the process, as QEMU's thread pool does for it: a queue thread hands a
+ * whole batch over at once and goes on; finished requests come back on a list and an eventfd the queue thread
+ * sleeps on. Requests travel through lists linked in the requests themselves and the locks are monitors, so
+ * no thread allocates per request.
+ */
+public final class ThreadPoolEngine implements IoEngine {
+    private final int capacity;
+    private final int eventFd;
+    private final MemorySegment word = Arena.ofAuto().allocate(8, 8);
+    private final ReadyList ready = new ReadyList();
+    private final Object doneLock = new Object();
+    private IoRequest doneHead;
+    private IoRequest doneTail;
+    private volatile boolean anyDone;
+    private boolean closed;
+    private IoRequest batchHead;
+    private IoRequest batchTail;
+    private int inFlight;
+
+    private ThreadPoolEngine(int capacity, int eventFd) {
+        this.capacity = capacity;
+        this.eventFd = eventFd;
+        word.set(ValueLayout.JAVA_LONG, 0, 1L);
+    }
+
+    public static ThreadPoolEngine open(int capacity) throws IoEngineUnavailableException {
+        try {
+            return new ThreadPoolEngine(capacity, LibC.eventfd(0, LibC.EFD_NONBLOCK | LibC.EFD_CLOEXEC));
+        } catch (NativeCallException e) {
+            throw new IoEngineUnavailableException("eventfd failed: " + e.getMessage());
+        }
+    }
+
+    @Override
+    public String name() {
+        return "threads";
+    }
+
+    @Override
+    public int capacity() {
+        return capacity;
+    }
+
+    @Override
+    public int inFlight() {
+        return inFlight;
+    }
+
+    @Override
+    public void queue(IoRequest r) {
+        inFlight++;
+        r.pool = this;
+        r.next = null;
+        if (batchTail == null) {
+            batchHead = r;
+        } else {
+            batchTail.next = r;
+        }
+        batchTail = r;
+    }
+
+    @Override
+    public void completeNow(IoRequest r, int result) {
+        inFlight++;
+        ready.add(r, result);
+    }
+
+    @Override
+    public void submit() {
+        if (batchHead != null) {
+            Pool.INSTANCE.run(batchHead, batchTail);
+            batchHead = null;
+            batchTail = null;
+        }
+    }
+
+    /** A pool thread finished r: onto the done list, and the queue thread is woken if the list was empty. */
+    void finished(IoRequest r) {
+        synchronized (doneLock) {
+            if (closed) {
+                return;
+            }
+            r.next = null;
+            boolean wasEmpty = doneHead == null;
+            if (wasEmpty) {
+                doneHead = r;
+            } else {
+                doneTail.next = r;
+            }
+            doneTail = r;
+            anyDone = true;
+            if (wasEmpty) {
+                LibC.rawWrite(eventFd, word, 8);
+            }
+        }
+    }
+
+    @Override
+    public int reap(IoCompletionSink sink) {
+        int n = 0;
+        IoRequest done = null;
+        if (anyDone) {
+            synchronized (doneLock) {
+                done = doneHead;
+                doneHead = null;
+                doneTail = null;
+                anyDone = false;
+                LibC.rawRead(eventFd, word, 8); // clears the counter (non-blocking)
+                word.set(ValueLayout.JAVA_LONG, 0, 1L);
+            }
+        }
+        while (done != null) {
+            IoRequest r = done;
+            done = r.next;
+            r.next = null;
+            r.pool = null;
+            inFlight--;
+            n++;
+            sink.completed(r);
+        }
+        while (true) {
+            IoRequest r = ready.poll();
+            if (r == null) {
+                break;
+            }
+            inFlight--;
+            n++;
+            sink.completed(r);
+        }
+        submit(); // the next steps the sink queued
+        return n;
+    }
+
+    @Override
+    public int completionFd() {
+        return eventFd;
+    }
+
+    @Override
+    public boolean hasCompletions() {
+        return anyDone || !ready.isEmpty();
+    }
+
+    @Override
+    public void close() {
+        synchronized (doneLock) {
+            if (!closed) {
+                closed = true; // requests still on the pool finish into nothing: the fd is never written again
+                LibC.close(eventFd);
+            }
+        }
+    }
+
+    /** The process's I/O threads: started on demand up to {@link #MAX_THREADS}, ended after a quiet while. */
+    static final class Pool {
+        static final Pool INSTANCE = new Pool();
+        /** Like QEMU's thread pool (max 64), smaller: one process serves many devices on few cores. */
+        static final int MAX_THREADS = Integer.getInteger("vhost.aio-threads", 16);
+        private static final long IDLE_MILLIS = 10_000;
+        private IoRequest head;
+        private IoRequest tail;
+        private int threads;
+        private int idle;
+        private int queued;
+
+        synchronized void run(IoRequest first, IoRequest last) {
+            int n = 0;
+            for (IoRequest r = first; r != null; r = r.next) {
+                n++;
+            }
+            if (tail == null) {
+                head = first;
+            } else {
+                tail.next = first;
+            }
+            tail = last;
+            queued += n;
+            int wake = Math.min(idle, n);
+            for (int i = 0; i < wake; i++) {
+                notify();
+            }
+            while (queued > idle && threads < MAX_THREADS) {
+                threads++;
+                idle++; // counted as waiting until it takes work
+                Thread.ofPlatform().name("aio-worker-" + threads).daemon(true).start(this::work);
+            }
+        }
+
+        private void work() {
+            while (true) {
+                IoRequest r;
+                synchronized (this) {
+                    long until = System.currentTimeMillis() + IDLE_MILLIS;
+                    while (head == null) {
+                        long left = until - System.currentTimeMillis();
+                        if (left <= 0) {
+                            threads--;
+                            idle--;
+                            return;
+                        }
+                        try {
+                            wait(left);
+                        } catch (InterruptedException e) {
+                            threads--;
+                            idle--;
+                            return;
+                        }
+                    }
+                    r = head;
+                    head = r.next;
+                    if (head == null) {
+                        tail = null;
+                    }
+                    r.next = null;
+                    queued--;
+                    idle--;
+                }
+                while (!r.answered(r.runSynchronously())) {
+                    // the rest of a short transfer, or a retry after EINTR/EAGAIN
+                }
+                ThreadPoolEngine owner = r.pool;
+                synchronized (this) {
+                    idle++;
+                }
+                owner.finished(r);
+            }
+        }
+    }
+}
