@@ -6,15 +6,11 @@ package dev.vhostappliance.block.io;
  * no I/O of their own (null-co completes at once), and what a queue runs when the kernel refuses the engine
  * it asked for and no eventfd can be had for the thread pool either.
  */
-public final class InlineEngine implements IoEngine {
-    private final int capacity;
-    private final ReadyList ready = new ReadyList();
-    private IoRequest queuedHead;
-    private IoRequest queuedTail;
-    private int inFlight;
+public final class InlineEngine extends AbstractIoEngine {
+    private final RequestList queued = new RequestList();
 
     public InlineEngine(int capacity) {
-        this.capacity = capacity;
+        super(capacity, false);
     }
 
     @Override
@@ -23,61 +19,27 @@ public final class InlineEngine implements IoEngine {
     }
 
     @Override
-    public int capacity() {
-        return capacity;
-    }
-
-    @Override
-    public int inFlight() {
-        return inFlight;
-    }
-
-    @Override
     public void queue(IoRequest r) {
-        inFlight++;
-        r.next = null;
-        if (queuedTail == null) {
-            queuedHead = r;
-        } else {
-            queuedTail.next = r;
-        }
-        queuedTail = r;
-    }
-
-    @Override
-    public void completeNow(IoRequest r, int result) {
-        inFlight++;
-        ready.add(r, result);
+        entered();
+        queued.add(r);
     }
 
     @Override
     public void submit() {
-        while (queuedHead != null) {
-            IoRequest r = queuedHead;
-            queuedHead = r.next;
-            if (queuedHead == null) {
-                queuedTail = null;
-            }
-            while (!r.answered(r.runSynchronously())) {
-                // the rest of a short transfer, or a retry after EINTR/EAGAIN
-            }
-            ready.add(r, r.result);
+        for (IoRequest r = queued.poll(); r != null; r = queued.poll()) {
+            r.runToCompletion();
+            finishedHere(r);
         }
     }
 
     @Override
     public int reap(IoCompletionSink sink) {
         int n = 0;
-        while (true) {
+        do {
             submit(); // what the sink queued (the next step of a request) runs now
-            IoRequest r = ready.poll();
-            if (r == null) {
-                return n;
-            }
-            inFlight--;
-            n++;
-            sink.completed(r);
-        }
+            n += deliverReady(sink);
+        } while (!queued.isEmpty());
+        return n;
     }
 
     @Override
@@ -87,7 +49,7 @@ public final class InlineEngine implements IoEngine {
 
     @Override
     public boolean hasCompletions() {
-        return !ready.isEmpty() || queuedHead != null;
+        return hasReady() || !queued.isEmpty();
     }
 
     @Override

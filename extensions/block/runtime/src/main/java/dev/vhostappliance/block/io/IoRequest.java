@@ -210,6 +210,13 @@ public class IoRequest {
         }
     }
 
+    /** Runs the whole operation synchronously on this thread: short transfers continued, EINTR retried. */
+    final void runToCompletion() {
+        while (!answered(runSynchronously())) {
+            // the rest of a short transfer, or a retry after EINTR/EAGAIN
+        }
+    }
+
     /** Runs the operation synchronously on this thread (the inline engine, and fallbacks); -errno or bytes. */
     final long runSynchronously() {
         return switch (op) {

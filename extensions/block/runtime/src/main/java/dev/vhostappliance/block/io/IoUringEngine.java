@@ -17,7 +17,7 @@ import org.jboss.logging.Logger;
  * they are consumed. The node's file is registered (IOSQE_FIXED_FILE: no file reference taken per request).
  * The ring fd polls readable while completions wait, so the queue thread sleeps on it next to its kick.
  */
-public final class IoUringEngine implements IoEngine {
+public final class IoUringEngine extends AbstractIoEngine {
     private static final Logger LOG = Logger.getLogger(IoUringEngine.class);
 
     // io_uring system calls: the same numbers on every Linux architecture (added after the unified table)
@@ -71,17 +71,12 @@ public final class IoUringEngine implements IoEngine {
     private int sqTail;
     private int cqHead;
     private int toSubmit;
-    /** Requests by their user_data tag; free tags on a stack. */
-    private final IoRequest[] byTag;
-    private final int[] freeTags;
-    private int freeTop;
-    private final ReadyList ready = new ReadyList();
     /** Requests waiting for room in the submission ring. */
-    private final ReadyList waiting = new ReadyList();
-    private int inFlight;
+    private final RequestList waiting = new RequestList();
     private boolean closed;
 
     private IoUringEngine(int ringFd, MemorySegment params, int capacity, int fixedFd) throws NativeCallException {
+        super(capacity, true);
         this.ringFd = ringFd;
         this.sqEntries = params.get(ValueLayout.JAVA_INT, 0);
         int cqEntries = params.get(ValueLayout.JAVA_INT, 4);
@@ -118,12 +113,6 @@ public final class IoUringEngine implements IoEngine {
         }
         this.sqTail = (int) INT.getAcquire(sqRing, sqTailOff);
         this.cqHead = (int) INT.getAcquire(cqRing, cqHeadOff);
-        this.byTag = new IoRequest[capacity];
-        this.freeTags = new int[capacity];
-        for (int i = 0; i < capacity; i++) {
-            freeTags[i] = capacity - 1 - i;
-        }
-        this.freeTop = capacity;
         this.fixedFd = fixedFd;
     }
 
@@ -171,28 +160,10 @@ public final class IoUringEngine implements IoEngine {
     }
 
     @Override
-    public int capacity() {
-        return byTag.length;
-    }
-
-    @Override
-    public int inFlight() {
-        return inFlight;
-    }
-
-    @Override
     public void queue(IoRequest r) {
-        if (r.engineTag < 0) {
-            if (freeTop == 0) {
-                throw new IllegalStateException("io_uring engine full: " + byTag.length + " requests in flight");
-            }
-            int tag = freeTags[--freeTop];
-            byTag[tag] = r;
-            r.engineTag = tag;
-            inFlight++;
-        }
+        tag(r);
         if (sqTail - (int) INT.getAcquire(sqRing, sqHeadOff) == sqEntries) {
-            waiting.add(r, 0); // the kernel has not taken earlier entries yet: after the next submit
+            waiting.add(r); // the kernel has not taken earlier entries yet: after the next submit
             return;
         }
         writeSqe(r);
@@ -232,12 +203,6 @@ public final class IoUringEngine implements IoEngine {
     }
 
     @Override
-    public void completeNow(IoRequest r, int result) {
-        inFlight++;
-        ready.add(r, result);
-    }
-
-    @Override
     public void submit() {
         if (toSubmit == 0) {
             return;
@@ -262,16 +227,7 @@ public final class IoUringEngine implements IoEngine {
 
     @Override
     public int reap(IoCompletionSink sink) {
-        int n = 0;
-        while (true) {
-            IoRequest r = ready.poll();
-            if (r == null) {
-                break;
-            }
-            inFlight--;
-            n++;
-            sink.completed(r);
-        }
+        int n = deliverReady(sink);
         while (true) {
             int tail = (int) INT.getAcquire(cqRing, cqTailOff);
             if (tail == cqHead) {
@@ -285,10 +241,9 @@ public final class IoUringEngine implements IoEngine {
             }
             while (cqHead != tail) {
                 long o = cqesOff + (long) CQE_BYTES * (cqHead & cqMask);
-                int tag = (int) cqRing.get(ValueLayout.JAVA_LONG, o);
+                IoRequest r = tagged(cqRing.get(ValueLayout.JAVA_LONG, o));
                 int res = cqRing.get(ValueLayout.JAVA_INT, o + 8);
                 cqHead++;
-                IoRequest r = tag >= 0 && tag < byTag.length ? byTag[tag] : null;
                 if (r == null) {
                     continue;
                 }
@@ -296,12 +251,9 @@ public final class IoUringEngine implements IoEngine {
                     queue(r); // the rest of a short transfer, or a retry
                     continue;
                 }
-                byTag[tag] = null;
-                r.engineTag = -1;
-                freeTags[freeTop++] = tag;
-                inFlight--;
+                untag(r);
+                deliver(r, sink);
                 n++;
-                sink.completed(r);
             }
             INT.setRelease(cqRing, cqHeadOff, cqHead);
         }
@@ -323,7 +275,7 @@ public final class IoUringEngine implements IoEngine {
 
     @Override
     public boolean hasCompletions() {
-        return !ready.isEmpty() || (int) INT.getAcquire(cqRing, cqTailOff) != cqHead
+        return hasReady() || (int) INT.getAcquire(cqRing, cqTailOff) != cqHead
                 || ((int) INT.getAcquire(sqRing, sqFlagsOff) & SQ_TASKRUN) != 0;
     }
 
@@ -333,8 +285,8 @@ public final class IoUringEngine implements IoEngine {
             return;
         }
         closed = true;
-        if (inFlight > 0) {
-            LOG.warnf("io_uring closed with %d request(s) in flight", inFlight);
+        if (inFlight() > 0) {
+            LOG.warnf("io_uring closed with %d request(s) in flight", inFlight());
         }
         LibC.munmap(sqes.address(), sqes.byteSize());
         LibC.munmap(sqRing.address(), sqRingBytes);

@@ -14,7 +14,7 @@ import org.jboss.logging.Logger;
  * signalling an eventfd (IOCB_FLAG_RESFD); fdatasync and fallocate run synchronously on the queue thread, as
  * QEMU hands them to its thread pool (Linux AIO has no fallocate, and fsync only on some file systems).
  */
-public final class LinuxAioEngine implements IoEngine {
+public final class LinuxAioEngine extends AbstractIoEngine {
     private static final Logger LOG = Logger.getLogger(LinuxAioEngine.class);
     private static final boolean AARCH64 = "aarch64".equals(System.getProperty("os.arch"));
     private static final long SYS_IO_SETUP = AARCH64 ? 0 : 206;
@@ -40,15 +40,11 @@ public final class LinuxAioEngine implements IoEngine {
     private final MemorySegment events;
     private final MemorySegment zeroTimeout;
     private final MemorySegment counter;
-    private final IoRequest[] byTag;
-    private final int[] freeTags;
-    private int freeTop;
     private int pending;
-    private final ReadyList ready = new ReadyList();
-    private int inFlight;
     private boolean closed;
 
     private LinuxAioEngine(long context, int eventFd, int capacity) {
+        super(capacity, true);
         this.context = context;
         this.ring = MemorySegment.ofAddress(context).reinterpret(32);
         this.eventFd = eventFd;
@@ -57,12 +53,6 @@ public final class LinuxAioEngine implements IoEngine {
         this.events = arena.allocate((long) EVENT_BYTES * capacity, 8);
         this.zeroTimeout = arena.allocate(16, 8);
         this.counter = arena.allocate(8, 8);
-        this.byTag = new IoRequest[capacity];
-        this.freeTags = new int[capacity];
-        for (int i = 0; i < capacity; i++) {
-            freeTags[i] = capacity - 1 - i;
-        }
-        this.freeTop = capacity;
     }
 
     public static LinuxAioEngine open(int capacity) throws IoEngineUnavailableException {
@@ -90,34 +80,13 @@ public final class LinuxAioEngine implements IoEngine {
     }
 
     @Override
-    public int capacity() {
-        return byTag.length;
-    }
-
-    @Override
-    public int inFlight() {
-        return inFlight;
-    }
-
-    @Override
     public void queue(IoRequest r) {
-        if (r.engineTag < 0) {
-            inFlight++;
-        }
         if (r.op != IoRequest.READV && r.op != IoRequest.WRITEV) {
-            while (!r.answered(r.runSynchronously())) {
-                // retry after EINTR
-            }
-            ready.add(r, r.result);
+            r.runToCompletion(); // Linux AIO has no fallocate, and fsync only on some file systems
+            completeNow(r, r.result);
             return;
         }
-        if (r.engineTag < 0) {
-            if (freeTop == 0) {
-                throw new IllegalStateException("aio engine full: " + byTag.length + " requests in flight");
-            }
-            r.engineTag = freeTags[--freeTop];
-            byTag[r.engineTag] = r;
-        }
+        tag(r);
         long o = (long) IOCB_BYTES * r.engineTag;
         for (int i = 0; i < IOCB_BYTES; i += 8) {
             iocbs.set(ValueLayout.JAVA_LONG, o + i, 0L);
@@ -132,12 +101,6 @@ public final class LinuxAioEngine implements IoEngine {
         iocbs.set(ValueLayout.JAVA_INT, o + 60, eventFd);
         pointers.set(ValueLayout.JAVA_LONG, 8L * pending, iocbs.address() + o);
         pending++;
-    }
-
-    @Override
-    public void completeNow(IoRequest r, int result) {
-        inFlight++;
-        ready.add(r, result);
     }
 
     @Override
@@ -165,33 +128,18 @@ public final class LinuxAioEngine implements IoEngine {
     }
 
     private void fail(int tag, int error) {
-        IoRequest r = byTag[tag];
-        byTag[tag] = null;
-        r.engineTag = -1;
-        freeTags[freeTop++] = tag;
+        IoRequest r = tagged(tag);
+        untag(r);
         r.answered(error);
-        ready.add(r, r.result);
+        finishedHere(r);
     }
 
     @Override
     public int reap(IoCompletionSink sink) {
         LibC.rawRead(eventFd, counter, 8); // clear the eventfd: the ring itself says what completed
-        int n = 0;
-        while (true) {
-            while (true) {
-                IoRequest r = ready.poll();
-                if (r == null) {
-                    break;
-                }
-                inFlight--;
-                n++;
-                sink.completed(r);
-            }
-            if (!ringHasEvents()) {
-                break;
-            }
-            long got = LibC.rawSyscall(SYS_IO_GETEVENTS, context, 0, byTag.length, events.address(),
-                    zeroTimeout.address(), 0);
+        int n = deliverReady(sink);
+        while (ringHasEvents()) {
+            long got = LibC.rawSyscall(SYS_IO_GETEVENTS, context, 0, capacity(), events.address(), zeroTimeout.address(), 0);
             if (got <= 0) {
                 if (got < 0 && got != -Errno.EINTR) {
                     LOG.warnf("io_getevents: %s", Errno.describe((int) -got));
@@ -200,21 +148,19 @@ public final class LinuxAioEngine implements IoEngine {
             }
             for (int i = 0; i < got; i++) {
                 long o = (long) EVENT_BYTES * i;
-                int tag = (int) events.get(ValueLayout.JAVA_LONG, o);
-                long res = events.get(ValueLayout.JAVA_LONG, o + 16);
-                IoRequest r = tag >= 0 && tag < byTag.length ? byTag[tag] : null;
+                IoRequest r = tagged(events.get(ValueLayout.JAVA_LONG, o));
                 if (r == null) {
                     continue;
                 }
-                if (!r.answered(res)) {
+                if (!r.answered(events.get(ValueLayout.JAVA_LONG, o + 16))) {
                     queue(r);
                     continue;
                 }
-                byTag[tag] = null;
-                r.engineTag = -1;
-                freeTags[freeTop++] = tag;
-                ready.add(r, r.result);
+                untag(r);
+                deliver(r, sink);
+                n++;
             }
+            n += deliverReady(sink);
         }
         submit();
         return n;
@@ -231,7 +177,7 @@ public final class LinuxAioEngine implements IoEngine {
 
     @Override
     public boolean hasCompletions() {
-        return !ready.isEmpty() || ringHasEvents();
+        return hasReady() || ringHasEvents();
     }
 
     @Override

@@ -13,22 +13,18 @@ import java.lang.foreign.ValueLayout;
  * sleeps on. Requests travel through lists linked in the requests themselves and the locks are monitors, so
  * no thread allocates per request.
  */
-public final class ThreadPoolEngine implements IoEngine {
-    private final int capacity;
+public final class ThreadPoolEngine extends AbstractIoEngine {
     private final int eventFd;
     private final MemorySegment word = Arena.ofAuto().allocate(8, 8);
-    private final ReadyList ready = new ReadyList();
+    private final RequestList batch = new RequestList();
+    /** Finished by the pool, not reaped yet: guarded by doneLock, anyDone read without it. */
     private final Object doneLock = new Object();
-    private IoRequest doneHead;
-    private IoRequest doneTail;
+    private final RequestList done = new RequestList();
     private volatile boolean anyDone;
     private boolean closed;
-    private IoRequest batchHead;
-    private IoRequest batchTail;
-    private int inFlight;
 
     private ThreadPoolEngine(int capacity, int eventFd) {
-        this.capacity = capacity;
+        super(capacity, false);
         this.eventFd = eventFd;
         word.set(ValueLayout.JAVA_LONG, 0, 1L);
     }
@@ -47,40 +43,17 @@ public final class ThreadPoolEngine implements IoEngine {
     }
 
     @Override
-    public int capacity() {
-        return capacity;
-    }
-
-    @Override
-    public int inFlight() {
-        return inFlight;
-    }
-
-    @Override
     public void queue(IoRequest r) {
-        inFlight++;
+        entered();
         r.pool = this;
-        r.next = null;
-        if (batchTail == null) {
-            batchHead = r;
-        } else {
-            batchTail.next = r;
-        }
-        batchTail = r;
-    }
-
-    @Override
-    public void completeNow(IoRequest r, int result) {
-        inFlight++;
-        ready.add(r, result);
+        batch.add(r);
     }
 
     @Override
     public void submit() {
-        if (batchHead != null) {
-            Pool.INSTANCE.run(batchHead, batchTail);
-            batchHead = null;
-            batchTail = null;
+        if (!batch.isEmpty()) {
+            Pool.INSTANCE.run(batch.first(), batch.last());
+            batch.clear();
         }
     }
 
@@ -90,14 +63,8 @@ public final class ThreadPoolEngine implements IoEngine {
             if (closed) {
                 return;
             }
-            r.next = null;
-            boolean wasEmpty = doneHead == null;
-            if (wasEmpty) {
-                doneHead = r;
-            } else {
-                doneTail.next = r;
-            }
-            doneTail = r;
+            boolean wasEmpty = done.isEmpty();
+            done.add(r);
             anyDone = true;
             if (wasEmpty) {
                 LibC.rawWrite(eventFd, word, 8);
@@ -107,36 +74,26 @@ public final class ThreadPoolEngine implements IoEngine {
 
     @Override
     public int reap(IoCompletionSink sink) {
-        int n = 0;
-        IoRequest done = null;
+        IoRequest first = null;
         if (anyDone) {
             synchronized (doneLock) {
-                done = doneHead;
-                doneHead = null;
-                doneTail = null;
+                first = done.first();
+                done.clear();
                 anyDone = false;
                 LibC.rawRead(eventFd, word, 8); // clears the counter (non-blocking)
                 word.set(ValueLayout.JAVA_LONG, 0, 1L);
             }
         }
-        while (done != null) {
-            IoRequest r = done;
-            done = r.next;
+        int n = 0;
+        while (first != null) {
+            IoRequest r = first;
+            first = r.next;
             r.next = null;
             r.pool = null;
-            inFlight--;
+            deliver(r, sink);
             n++;
-            sink.completed(r);
         }
-        while (true) {
-            IoRequest r = ready.poll();
-            if (r == null) {
-                break;
-            }
-            inFlight--;
-            n++;
-            sink.completed(r);
-        }
+        n += deliverReady(sink);
         submit(); // the next steps the sink queued
         return n;
     }
@@ -148,7 +105,7 @@ public final class ThreadPoolEngine implements IoEngine {
 
     @Override
     public boolean hasCompletions() {
-        return anyDone || !ready.isEmpty();
+        return anyDone || hasReady();
     }
 
     @Override
@@ -225,9 +182,7 @@ public final class ThreadPoolEngine implements IoEngine {
                     queued--;
                     idle--;
                 }
-                while (!r.answered(r.runSynchronously())) {
-                    // the rest of a short transfer, or a retry after EINTR/EAGAIN
-                }
+                r.runToCompletion();
                 ThreadPoolEngine owner = r.pool;
                 synchronized (this) {
                     idle++;

@@ -1,12 +1,11 @@
 package dev.vhostappliance.block.io;
 
-/** A FIFO of finished requests, linked through the requests themselves (no allocation). */
-final class ReadyList {
+/** A FIFO of requests linked through the requests themselves (their {@code next} field): no allocation. */
+final class RequestList {
     private IoRequest head;
     private IoRequest tail;
 
-    void add(IoRequest r, int result) {
-        r.result = result;
+    void add(IoRequest r) {
         r.next = null;
         if (tail == null) {
             head = r;
@@ -18,6 +17,19 @@ final class ReadyList {
 
     boolean isEmpty() {
         return head == null;
+    }
+
+    IoRequest first() {
+        return head;
+    }
+
+    IoRequest last() {
+        return tail;
+    }
+
+    void clear() {
+        head = null;
+        tail = null;
     }
 
     /** Takes the oldest request, or null. */
