@@ -12,7 +12,8 @@ import java.lang.invoke.MethodHandle;
  * Every libc function this project calls, with its C signature. One list serves two masters: {@link LibC}
  * builds its {@code static final} method handles from it, and the deployment module registers exactly
  * these descriptors for downcalls at native-image build time (nothing is discovered reflectively).
- * Every handle captures errno: the first argument of each handle is the capture-state segment.
+ * Every handle but the two word-sized eventfd calls captures errno: its first argument is the capture-state
+ * segment.
  */
 public enum Downcall {
     SOCKET("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT)),
@@ -54,6 +55,17 @@ public enum Downcall {
     MEMFD_CREATE("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT)),
     GETPID("getpid", FunctionDescriptor.of(JAVA_INT)),
     CHMOD("chmod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT)),
+    /**
+     * read/write of a buffer given by address, without errno: the eventfd signals of the hot path. No
+     * memory-segment argument at all, so nothing can be materialised per call whatever the JIT inlines.
+     */
+    READ_WORD("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG), false),
+    WRITE_WORD("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG), false),
+    /** poll(2) over an address, without errno: the queue workers' wait (see {@link LibC#pollHot}). */
+    POLL_HOT("poll", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT), false),
+    /** syscall(2) without errno: io_uring_enter, io_submit, io_getevents (see {@link LibC#syscallHot}). */
+    SYSCALL_HOT("syscall", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+            JAVA_LONG), false, Linker.Option.firstVariadicArg(1)),
     /** syscall(2) with six word-sized arguments: io_uring and Linux AIO have no libc wrappers. */
     SYSCALL("syscall", FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
             JAVA_LONG), Linker.Option.firstVariadicArg(1));
@@ -63,11 +75,17 @@ public enum Downcall {
     private final Linker.Option[] options;
 
     Downcall(String symbol, FunctionDescriptor descriptor, Linker.Option... extra) {
+        this(symbol, descriptor, true, extra);
+    }
+
+    Downcall(String symbol, FunctionDescriptor descriptor, boolean captureErrno, Linker.Option... extra) {
         this.symbol = symbol;
         this.descriptor = descriptor;
-        Linker.Option[] opts = new Linker.Option[extra.length + 1];
-        opts[0] = Linker.Option.captureCallState("errno"); // every handle captures errno
-        System.arraycopy(extra, 0, opts, 1, extra.length);
+        Linker.Option[] opts = new Linker.Option[extra.length + (captureErrno ? 1 : 0)];
+        if (captureErrno) {
+            opts[0] = Linker.Option.captureCallState("errno"); // the handle's first argument is the capture state
+        }
+        System.arraycopy(extra, 0, opts, captureErrno ? 1 : 0, extra.length);
         this.options = opts;
     }
 

@@ -117,6 +117,10 @@ public final class LibC {
     private static final MethodHandle GETPID = Downcall.GETPID.handle();
     private static final MethodHandle CHMOD = Downcall.CHMOD.handle();
     private static final MethodHandle SYSCALL = Downcall.SYSCALL.handle();
+    private static final MethodHandle READ_WORD = Downcall.READ_WORD.handle();
+    private static final MethodHandle POLL_HOT = Downcall.POLL_HOT.handle();
+    private static final MethodHandle SYSCALL_HOT = Downcall.SYSCALL_HOT.handle();
+    private static final MethodHandle WRITE_WORD = Downcall.WRITE_WORD.handle();
 
     private static final StructLayout CAPTURE_LAYOUT = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO =
@@ -269,6 +273,27 @@ public final class LibC {
     }
 
     // ---------------------------------------------------------------- plain I/O
+
+    /**
+     * write(fd, address, 8) of an 8-byte word (an eventfd signal); bytes written, or -1 (errno not kept).
+     * Takes the address, not a segment: the call allocates nothing however the JIT compiles its caller.
+     */
+    public static long writeWord(int fd, MemorySegment word) {
+        try {
+            return (long) WRITE_WORD.invokeExact(fd, word.address(), 8L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** read(fd, address, 8) into an 8-byte word (draining an eventfd); bytes read, or -1 (errno not kept). */
+    public static long readWord(int fd, MemorySegment word) {
+        try {
+            return (long) READ_WORD.invokeExact(fd, word.address(), 8L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
 
     /** read; returns bytes read or -errno. */
     public static long rawRead(int fd, MemorySegment buf, long len) {
@@ -583,6 +608,41 @@ public final class LibC {
         } catch (Throwable t) {
             throw rethrow(t);
         }
+    }
+
+    /*
+     * Calls on the request path without errno capture. A capturing downcall slices its capture segment on
+     * every call (SharedUtils.checkCaptureSegment), which allocates wherever the JIT does not inline the call
+     * into its caller; these pass only numbers. They are meant for calls that did nothing when they failed:
+     * only then are they made again with errno captured, to learn why (rare, and allowed to allocate).
+     */
+
+    /** syscall(nr, a..f) for calls that did nothing when they failed; the result or -errno. */
+    public static long syscallHot(long nr, long a, long b, long c, long d, long e, long f) {
+        long rc;
+        try {
+            rc = (long) SYSCALL_HOT.invokeExact(nr, a, b, c, d, e, f);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        return rc != -1 ? rc : rawSyscall(nr, a, b, c, d, e, f);
+    }
+
+    /** poll over nfds struct pollfd at fds; the count or -errno (a failed poll waited for nothing). */
+    public static int pollHot(MemorySegment fds, long nfds, int timeoutMillis) {
+        int rc;
+        try {
+            rc = (int) POLL_HOT.invokeExact(fds.address(), nfds, timeoutMillis);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        return rc >= 0 ? rc : rawPoll(fds, nfds, 0);
+    }
+
+    /** read of an 8-byte word (an eventfd) for the request path; bytes read or -errno. */
+    public static long readWordHot(int fd, MemorySegment word) {
+        long rc = readWord(fd, word);
+        return rc >= 0 ? rc : rawRead(fd, word, 8);
     }
 
     // ---------------------------------------------------------------- helpers

@@ -42,6 +42,8 @@ final class QueueWorker implements Runnable {
     private volatile boolean drainOnStop;
     /** Guards the control fd against a wake-up from a device thread racing its close (the number may be reused). */
     private final Object controlLock = new Object();
+    /** The current polling window (ns), adapted after every wait; -1 until first used. */
+    private long adaptivePollNanos = -1;
     private boolean controlClosed;
 
     QueueWorker(VirtioDevice device, int index, SplitVirtqueue queue, int kickFd, boolean enabled)
@@ -121,11 +123,13 @@ final class QueueWorker implements Runnable {
         Poll poll = new Poll(3);
         MemorySegment drain = Arena.ofAuto().allocate(8, 8);
         boolean pending = true; // look once at start: buffers may be there already (reconnect, late enable)
+        long idleSince = -1;
         try {
             while (!stopping) {
                 if (pending) {
                     runQueue();
-                    pending = pollRing();
+                    idleSince = System.nanoTime();
+                    pending = pollRing(pollWindow());
                     if (pending) {
                         continue; // buffers arrived as the kicks were turned back on: no kick will come for them
                     }
@@ -140,6 +144,10 @@ final class QueueWorker implements Runnable {
                 if (stopping) {
                     break;
                 }
+                if (idleSince >= 0) {
+                    adjustPolling(System.nanoTime() - idleSince);
+                    idleSince = -1;
+                }
                 if (kfd < 0) {
                     pending = true;
                 }
@@ -151,7 +159,7 @@ final class QueueWorker implements Runnable {
                     pending = true;
                 }
                 if (kickSlot >= 0 && poll.ready(kickSlot)) {
-                    long n = LibC.rawRead(kfd, drain, 8);
+                    long n = LibC.readWordHot(kfd, drain);
                     if (n == 0 || (n < 0 && -n != Errno.EAGAIN && -n != Errno.EINTR)) {
                         // Not an eventfd we can use (closed, a file at EOF...): stop watching it, poll instead.
                         LOG.warnf("vq %d: kick fd %d unusable (%s); polling the queue instead", index, kfd,
@@ -208,8 +216,7 @@ final class QueueWorker implements Runnable {
      * a ring being remapped; if the protocol thread holds the lock, stop polling. Returns true if buffers came
      * as the kicks were turned on again: the caller must serve them instead of sleeping.
      */
-    private boolean pollRing() {
-        long window = device.pollNanos() >= 0 ? device.pollNanos() : POLL_NANOS;
+    private boolean pollRing(long window) {
         if (window <= 0 || !lock.tryLock()) {
             return false;
         }
@@ -247,6 +254,41 @@ final class QueueWorker implements Runnable {
             return enabled && queue.hasAvailable();
         } finally {
             lock.unlock();
+        }
+    }
+
+    /** The polling window now: adapted to how long the worker actually waits, at most the configured one. */
+    private long pollWindow() {
+        long max = maxPollNanos();
+        if (adaptivePollNanos < 0 || adaptivePollNanos > max) {
+            adaptivePollNanos = max;
+        }
+        return adaptivePollNanos;
+    }
+
+    private long maxPollNanos() {
+        return device.pollNanos() >= 0 ? device.pollNanos() : POLL_NANOS;
+    }
+
+    /** Where polling starts again after it was given up (QEMU's 4 µs). */
+    private static final long POLL_GROW_START = 4_000;
+
+    /**
+     * QEMU's adaptive polling (aio-posix adjust_polling_time), after a wait that outlasted the window and
+     * slept: blockNanos is the whole wait, polling included. Waits longer than the maximum window could not
+     * have been polled away: stop polling (the CPU is worth more to the client, as at queue depth 1 on a
+     * disk); shorter ones could have: poll longer, doubling from 4 µs up to the maximum.
+     */
+    private void adjustPolling(long blockNanos) {
+        long max = maxPollNanos();
+        long now = adaptivePollNanos;
+        if (blockNanos <= now) {
+            return;
+        }
+        if (blockNanos > max) {
+            adaptivePollNanos = 0;
+        } else if (now < max) {
+            adaptivePollNanos = Math.min(max, now == 0 ? POLL_GROW_START : now * 2);
         }
     }
 

@@ -44,7 +44,7 @@ public final class Poll {
     /** Waits (retrying EINTR) up to timeoutMillis (-1 forever); returns the number of ready fds. */
     public int await(int timeoutMillis) throws NativeCallException {
         while (true) {
-            int rc = LibC.rawPoll(fds, count, timeoutMillis);
+            int rc = LibC.pollHot(fds, count, timeoutMillis);
             if (rc >= 0) {
                 return rc;
             }

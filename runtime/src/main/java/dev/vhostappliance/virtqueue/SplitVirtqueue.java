@@ -555,7 +555,7 @@ public final class SplitVirtqueue implements Virtqueue {
                 return;
             }
             if (needsNotification()) {
-                LibC.rawWrite(callFd, one, 8);
+                LibC.writeWord(callFd, one);
                 notifications++;
             } else {
                 suppressed++;

@@ -93,7 +93,7 @@ public final class HotPathHarness implements AutoCloseable {
             served++;
         }
         queue.notifyDriver();
-        LibC.rawRead(callFd, drain, 8);
+        LibC.readWord(callFd, drain);
         return served;
     }
 

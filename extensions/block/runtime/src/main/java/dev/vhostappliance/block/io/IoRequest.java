@@ -217,19 +217,24 @@ public class IoRequest {
         }
     }
 
-    /** Runs the operation synchronously on this thread (the inline engine, and fallbacks); -errno or bytes. */
+    private static final boolean AARCH64 = "aarch64".equals(System.getProperty("os.arch"));
+    private static final long SYS_PREADV = AARCH64 ? 69 : 295;
+    private static final long SYS_PWRITEV = AARCH64 ? 70 : 296;
+    private static final long SYS_FDATASYNC = AARCH64 ? 83 : 75;
+    private static final long SYS_FALLOCATE = AARCH64 ? 47 : 285;
+
+    /**
+     * Runs the operation synchronously on this thread (the inline and thread-pool engines, AIO's flushes);
+     * -errno or bytes. Raw system calls without errno capture unless they fail (see LibC.syscallHot): the
+     * pool's threads allocate nothing either. preadv/pwritev take the offset as (low, high) words.
+     */
     final long runSynchronously() {
         return switch (op) {
-            case READV -> LibC.rawPreadv(fd, remainingIov(), iovCount(), nextOffset());
-            case WRITEV -> LibC.rawPwritev(fd, remainingIov(), iovCount(), nextOffset());
-            case FDATASYNC -> LibC.rawFdatasync(fd);
-            case FALLOCATE -> LibC.rawFallocate(fd, fallocMode, offset, length);
+            case READV -> LibC.syscallHot(SYS_PREADV, fd, iovAddress(), iovCount(), nextOffset(), 0, 0);
+            case WRITEV -> LibC.syscallHot(SYS_PWRITEV, fd, iovAddress(), iovCount(), nextOffset(), 0, 0);
+            case FDATASYNC -> LibC.syscallHot(SYS_FDATASYNC, fd, 0, 0, 0, 0, 0);
+            case FALLOCATE -> LibC.syscallHot(SYS_FALLOCATE, fd, fallocMode, offset, length, 0, 0);
             default -> -Errno.EINVAL;
         };
-    }
-
-    /** The iovecs from iovStart: the array itself unless a short transfer moved past its start (rare). */
-    private MemorySegment remainingIov() {
-        return iovStart == 0 ? iov : iov.asSlice(16L * iovStart);
     }
 }

@@ -222,7 +222,7 @@ public final class IoUringEngine extends AbstractIoEngine {
     }
 
     private long enter(int count, int minComplete, int flags) {
-        return LibC.rawSyscall(SYS_ENTER, ringFd, count, minComplete, flags, 0, 0);
+        return LibC.syscallHot(SYS_ENTER, ringFd, count, minComplete, flags, 0, 0);
     }
 
     @Override

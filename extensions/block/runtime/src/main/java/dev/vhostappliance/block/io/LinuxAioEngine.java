@@ -107,7 +107,7 @@ public final class LinuxAioEngine extends AbstractIoEngine {
     public void submit() {
         int done = 0;
         while (done < pending) {
-            long rc = LibC.rawSyscall(SYS_IO_SUBMIT, context, pending - done, pointers.address() + 8L * done, 0, 0, 0);
+            long rc = LibC.syscallHot(SYS_IO_SUBMIT, context, pending - done, pointers.address() + 8L * done, 0, 0, 0);
             if (rc > 0) {
                 done += (int) rc;
             } else if (rc != -Errno.EINTR) {
@@ -136,10 +136,10 @@ public final class LinuxAioEngine extends AbstractIoEngine {
 
     @Override
     public int reap(IoCompletionSink sink) {
-        LibC.rawRead(eventFd, counter, 8); // clear the eventfd: the ring itself says what completed
+        LibC.readWord(eventFd, counter); // clear the eventfd: the ring itself says what completed
         int n = deliverReady(sink);
         while (ringHasEvents()) {
-            long got = LibC.rawSyscall(SYS_IO_GETEVENTS, context, 0, capacity(), events.address(), zeroTimeout.address(), 0);
+            long got = LibC.syscallHot(SYS_IO_GETEVENTS, context, 0, capacity(), events.address(), zeroTimeout.address(), 0);
             if (got <= 0) {
                 if (got < 0 && got != -Errno.EINTR) {
                     LOG.warnf("io_getevents: %s", Errno.describe((int) -got));

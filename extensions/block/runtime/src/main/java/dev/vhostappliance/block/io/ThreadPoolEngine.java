@@ -67,7 +67,7 @@ public final class ThreadPoolEngine extends AbstractIoEngine {
             done.add(r);
             anyDone = true;
             if (wasEmpty) {
-                LibC.rawWrite(eventFd, word, 8);
+                LibC.writeWord(eventFd, word);
             }
         }
     }
@@ -80,7 +80,7 @@ public final class ThreadPoolEngine extends AbstractIoEngine {
                 first = done.first();
                 done.clear();
                 anyDone = false;
-                LibC.rawRead(eventFd, word, 8); // clears the counter (non-blocking)
+                LibC.readWord(eventFd, word); // clears the counter (non-blocking)
                 word.set(ValueLayout.JAVA_LONG, 0, 1L);
             }
         }
