@@ -270,6 +270,8 @@ final class QueueWorker implements Runnable {
         return device.pollNanos() >= 0 ? device.pollNanos() : POLL_NANOS;
     }
 
+    /** Adapt the window to the waits (QEMU's behaviour) or always poll the whole window: {@code vhost.poll-adaptive}. */
+    static final boolean ADAPTIVE = Boolean.parseBoolean(System.getProperty("vhost.poll-adaptive", "true"));
     /** Where polling starts again after it was given up (QEMU's 4 µs). */
     private static final long POLL_GROW_START = 4_000;
 
@@ -280,6 +282,9 @@ final class QueueWorker implements Runnable {
      * disk); shorter ones could have: poll longer, doubling from 4 µs up to the maximum.
      */
     private void adjustPolling(long blockNanos) {
+        if (!ADAPTIVE) {
+            return;
+        }
         long max = maxPollNanos();
         long now = adaptivePollNanos;
         if (blockNanos <= now) {
