@@ -270,8 +270,8 @@ final class QueueWorker implements Runnable {
         return device.pollNanos() >= 0 ? device.pollNanos() : POLL_NANOS;
     }
 
-    /** Adapt the window to the waits (QEMU's behaviour) or always poll the whole window: {@code vhost.poll-adaptive}. */
-    static final boolean ADAPTIVE = Boolean.parseBoolean(System.getProperty("vhost.poll-adaptive", "true"));
+    /** Adapt the window to the waits as QEMU does ({@code -Dvhost.poll-adaptive=true}), or poll the whole window (default). */
+    static final boolean ADAPTIVE = Boolean.parseBoolean(System.getProperty("vhost.poll-adaptive", "false"));
     /** Where polling starts again after it was given up (QEMU's 4 µs). */
     private static final long POLL_GROW_START = 4_000;
 
