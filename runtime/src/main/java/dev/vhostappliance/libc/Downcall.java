@@ -12,8 +12,8 @@ import java.lang.invoke.MethodHandle;
  * Every libc function this project calls, with its C signature. One list serves two masters: {@link LibC}
  * builds its {@code static final} method handles from it, and the deployment module registers exactly
  * these descriptors for downcalls at native-image build time (nothing is discovered reflectively).
- * Every handle but the two word-sized eventfd calls captures errno: its first argument is the capture-state
- * segment.
+ * Every handle captures errno (its first argument is the capture-state segment) except the {@code _WORD} and
+ * {@code _HOT} ones of the request path, which pass only numbers (see {@link LibC#syscallHot}).
  */
 public enum Downcall {
     SOCKET("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT)),

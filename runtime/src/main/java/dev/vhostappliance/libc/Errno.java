@@ -23,7 +23,6 @@ public final class Errno {
     public static final int ENOSYS = 38;
     public static final int ENOTSOCK = 88;
     public static final int EOPNOTSUPP = 95;
-    public static final int ECANCELED = 125;
     public static final int EADDRINUSE = 98;
     public static final int ECONNRESET = 104;
     public static final int ENOTCONN = 107;

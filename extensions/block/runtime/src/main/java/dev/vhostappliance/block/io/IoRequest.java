@@ -135,16 +135,6 @@ public class IoRequest {
         return offset + done;
     }
 
-    /** Bytes the next submission covers (the iovecs it takes). */
-    final long submissionBytes() {
-        long n = 0;
-        int end = iovStart + iovCount();
-        for (int i = iovStart; i < end; i++) {
-            n += iov.get(ValueLayout.JAVA_LONG, 16L * i + 8);
-        }
-        return n;
-    }
-
     /**
      * The kernel's answer res to the last submission; returns true when the request is complete (result set),
      * false when the engine must submit it again (the rest of a transfer, or a retry).

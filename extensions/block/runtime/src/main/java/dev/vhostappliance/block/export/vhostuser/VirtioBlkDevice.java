@@ -153,11 +153,6 @@ public final class VirtioBlkDevice implements VirtioDevice {
         }
     }
 
-    /** The I/O engine serving queue queueIndex ({@code io_uring}, {@code native}, {@code threads}), or null. */
-    public String engineName(int queueIndex) {
-        BlkQueue q = queues[queueIndex];
-        return q == null ? null : q.engine().name();
-    }
 
     private static final String[] COUNTERS = {"reads", "read-bytes", "writes", "write-bytes", "flushes", "discards",
         "errors", "capacity-sectors"};
