@@ -130,6 +130,18 @@ class BackendConventionsIT {
         assertFalse(Files.exists(dir.resolve("i")), "no socket left behind");
     }
 
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+        "--aio must be io_uring, native or threads, is 'posix'|--aio=posix",
+        "--aio=native requires --direct|--aio=native"})
+    void blockEngineMisconfigurationIsOneLine(String message, String option) throws Exception {
+        Appliance.Result r = Appliance.run("block", "--socket-path=" + dir.resolve("b"), "--blk-file=" + image(), option);
+        assertEquals(1, r.exit(), r.err());
+        assertEquals(1, r.errLines().size(), r.err());
+        assertTrue(r.err().contains(message), r.err());
+        assertFalse(Files.exists(dir.resolve("b")), "no socket left behind");
+    }
+
     @Test
     void tooLittleGpuMemoryIsAUsageError() throws Exception {
         Appliance.Result r = Appliance.run("gpu", "--socket-path=" + dir.resolve("g"), "--max-hostmem=4096");

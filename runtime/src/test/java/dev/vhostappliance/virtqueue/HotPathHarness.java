@@ -28,6 +28,7 @@ public final class HotPathHarness implements AutoCloseable {
     final int size;
     final int callFd;
     private final MemorySegment avail;
+    private final MemorySegment usedRing;
     private final MemorySegment drain = java.lang.foreign.Arena.ofAuto().allocate(8, 8);
     private int availIdx;
     private final int[] heads;
@@ -45,6 +46,7 @@ public final class HotPathHarness implements AutoCloseable {
         MemorySegment desc = memory.sliceGuest(descGpa, 16L * size);
         avail = memory.sliceGuest(availGpa, 6L + 2L * size);
         MemorySegment used = memory.sliceGuest(usedGpa, 6L + 8L * size);
+        usedRing = used;
         int perRequest = indirect ? 1 : 2;
         heads = new int[size / perRequest];
         for (int h = 0; h < heads.length; h++) {
@@ -77,6 +79,27 @@ public final class HotPathHarness implements AutoCloseable {
         t.set(U32, 16L * i + 8, len);
         t.set(U16, 16L * i + 12, (short) flags);
         t.set(U16, 16L * i + 14, (short) next);
+    }
+
+    /** The i-th request's head (a chain the harness prepared). */
+    int head(int i) {
+        return heads[i];
+    }
+
+    /** Makes head available to the device, as a driver does (no kick). */
+    void publish(int head) {
+        avail.set(U16, 4L + 2L * (availIdx & (size - 1)), (short) head);
+        availIdx = (availIdx + 1) & 0xffff;
+        IDX.setRelease(avail, 2L, (short) availIdx);
+    }
+
+    /** The device's avail_event (EVENT_IDX) and used->flags, as the driver reads them. */
+    int availEvent() {
+        return usedRing.get(U16, 4L + 8L * size) & 0xffff;
+    }
+
+    int usedFlags() {
+        return usedRing.get(U16, 0L) & 0xffff;
     }
 
     /** Publishes a batch of requests, then serves them as a device would; returns requests served. */
