@@ -163,27 +163,30 @@ public final class StorageDaemon {
                 throw new OptionException(o.describe() + ": " + e.getMessage());
             }
         }
-        // Exports after every node and object exists, in command-line order.
-        for (StorageDaemonMode.Opt o : opts) {
-            if (o.name().equals("--export")) {
-                try {
-                    export(new OptionReader(KeyValue.parse(o.value(), "type")));
-                } catch (OptionException e) {
-                    throw new OptionException(o.describe() + ": " + e.getMessage());
-                }
-            }
-        }
-        for (StorageDaemonMode.Opt o : opts) {
-            if (o.name().equals("--monitor")) {
-                try {
-                    monitor(new OptionReader(KeyValue.parse(o.value(), "chardev")));
-                } catch (OptionException e) {
-                    throw new OptionException(o.describe() + ": " + e.getMessage());
-                }
-            }
-        }
+        // Exports after every node and object exists, in command-line order; monitors last.
+        each(opts, "--export", "type", this::export);
+        each(opts, "--monitor", "chardev", this::monitor);
         if (exports.isEmpty() && graph.isEmpty() && monitors.isEmpty()) {
             throw new OptionException("nothing to do: give --blockdev and --export options (or a device, see --help)");
+        }
+    }
+
+    /** What one option does with its parsed value. */
+    private interface OptionAction {
+        void apply(OptionReader value) throws OptionException;
+    }
+
+    /** Runs action on every option called name, in order; an error names the option it came from. */
+    private static void each(List<StorageDaemonMode.Opt> opts, String name, String impliedKey, OptionAction action)
+            throws OptionException {
+        for (StorageDaemonMode.Opt o : opts) {
+            if (o.name().equals(name)) {
+                try {
+                    action.apply(new OptionReader(KeyValue.parse(o.value(), impliedKey)));
+                } catch (OptionException e) {
+                    throw new OptionException(o.describe() + ": " + e.getMessage());
+                }
+            }
         }
     }
 
