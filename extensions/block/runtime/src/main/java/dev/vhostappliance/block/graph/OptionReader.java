@@ -23,9 +23,16 @@ public final class OptionReader {
         this.prefix = prefix;
     }
 
+    private final Map<String, Object> defaults = new java.util.HashMap<>();
+
     private Object raw(String key) {
         used.add(key);
-        return map.get(key);
+        return map.containsKey(key) ? map.get(key) : defaults.get(key);
+    }
+
+    /** A value key takes when the tree does not give one (a child inheriting its parent's read-only). */
+    public void setDefault(String key, Object value) {
+        defaults.put(key, value);
     }
 
     public boolean has(String key) {

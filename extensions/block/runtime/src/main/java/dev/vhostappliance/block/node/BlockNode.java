@@ -4,6 +4,7 @@ import dev.vhostappliance.block.io.IoEngine;
 import dev.vhostappliance.block.io.IoEngineKind;
 import dev.vhostappliance.block.io.IoRequest;
 import dev.vhostappliance.cli.StartupException;
+import dev.vhostappliance.libc.Errno;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -49,6 +50,35 @@ public interface BlockNode extends AutoCloseable {
     /** The file the engine may register once (fixed file), or -1. */
     default int ioFd() {
         return -1;
+    }
+
+    /** The nodes this one reads through (a format's file, a backing file). */
+    default java.util.List<BlockNode> children() {
+        return java.util.List.of();
+    }
+
+    // ------------------------------------------------------------------ synchronous access
+    // For a format driver above this node (qcow2's metadata, its allocating writes, a backing file's reads):
+    // done on the calling thread, whole or failed. Results are 0 or -errno.
+
+    /** Reads buf.byteSize() bytes at offset; what lies past the end of the storage reads as zeroes. */
+    default int readSync(MemorySegment buf, long offset) {
+        return -Errno.EOPNOTSUPP;
+    }
+
+    /** Writes buf.byteSize() bytes at offset. */
+    default int writeSync(MemorySegment buf, long offset) {
+        return -Errno.EOPNOTSUPP;
+    }
+
+    /** Makes completed writes durable. */
+    default int flushSync() {
+        return 0;
+    }
+
+    /** Gives a range back to the storage (advisory, as {@link #discard}). */
+    default int discardSync(long offset, long length) {
+        return 0;
     }
 
     /** Reads length bytes at offset into the iovCount iovecs at iov. */

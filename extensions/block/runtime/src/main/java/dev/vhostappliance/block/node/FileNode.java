@@ -32,6 +32,7 @@ public final class FileNode implements BlockNode {
 
     private final boolean direct;
     private final IoEngineKind engine;
+    private Path path;
 
     private FileNode(String name, int fd, boolean readOnly, boolean unmapOnDiscard, boolean noFlush, long size,
             boolean direct, IoEngineKind engine) {
@@ -86,7 +87,9 @@ public final class FileNode implements BlockNode {
                 lock(fd, readOnly, path);
             }
             long size = LibC.size(fd);
-            return new FileNode(name, fd, readOnly, o.unmapOnDiscard(), o.noFlush(), size, o.direct(), o.aio());
+            FileNode node = new FileNode(name, fd, readOnly, o.unmapOnDiscard(), o.noFlush(), size, o.direct(), o.aio());
+            node.path = path;
+            return node;
         } catch (StartupException e) {
             LibC.close(fd);
             throw e;
@@ -101,6 +104,11 @@ public final class FileNode implements BlockNode {
             throw new StartupException("Failed to get " + (readOnly ? "shared" : "exclusive")
                     + " \"write\" lock: image " + path + " is in use by another process");
         }
+    }
+
+    /** The file's path as it was opened (a format resolves a relative backing file name against it). */
+    public Path path() {
+        return path;
     }
 
     @Override
@@ -230,6 +238,64 @@ public final class FileNode implements BlockNode {
             r.prepareFallocate(fd, ZERO_RANGE, offset, length, zeroRangeFailed);
             io.queue(r);
         }
+    }
+
+    @Override
+    public int readSync(MemorySegment buf, long offset) {
+        long done = 0;
+        long length = buf.byteSize();
+        while (done < length) {
+            long n = LibC.rawPread(fd, buf.asSlice(done), length - done, offset + done);
+            if (n == -Errno.EINTR) {
+                continue;
+            }
+            if (n < 0) {
+                return (int) n;
+            }
+            if (n == 0) {
+                buf.asSlice(done).fill((byte) 0); // past the end of the file
+                return 0;
+            }
+            done += n;
+        }
+        return 0;
+    }
+
+    @Override
+    public int writeSync(MemorySegment buf, long offset) {
+        if (readOnly) {
+            return -Errno.EPERM;
+        }
+        long done = 0;
+        long length = buf.byteSize();
+        while (done < length) {
+            long n = LibC.rawPwrite(fd, buf.asSlice(done), length - done, offset + done);
+            if (n == -Errno.EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                return n == 0 ? -Errno.ENOSPC : (int) n;
+            }
+            done += n;
+        }
+        if (offset + length > size) {
+            size = offset + length;
+        }
+        return 0;
+    }
+
+    @Override
+    public int flushSync() {
+        return readOnly || noFlush ? 0 : LibC.rawFdatasync(fd);
+    }
+
+    @Override
+    public int discardSync(long offset, long length) {
+        if (readOnly || !unmapOnDiscard) {
+            return 0;
+        }
+        int rc = LibC.rawFallocate(fd, PUNCH, offset, length);
+        return rc == -Errno.EOPNOTSUPP ? 0 : rc;
     }
 
     /** The slow ways to zero a range (rare: file systems without the fallocate mode); 0 or -errno. */

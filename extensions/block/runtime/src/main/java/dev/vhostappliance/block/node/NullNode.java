@@ -3,6 +3,7 @@ package dev.vhostappliance.block.node;
 import dev.vhostappliance.block.io.IoEngine;
 import dev.vhostappliance.block.io.IoRequest;
 import dev.vhostappliance.block.io.NativeMemory;
+import dev.vhostappliance.libc.Errno;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
@@ -37,6 +38,19 @@ public final class NullNode implements BlockNode {
     @Override
     public boolean readOnly() {
         return readOnly;
+    }
+
+    @Override
+    public int readSync(MemorySegment buf, long offset) {
+        if (readZeroes) {
+            buf.fill((byte) 0);
+        }
+        return 0;
+    }
+
+    @Override
+    public int writeSync(MemorySegment buf, long offset) {
+        return readOnly ? -Errno.EPERM : 0;
     }
 
     @Override

@@ -32,6 +32,11 @@ public final class RawNode implements BlockNode {
     }
 
     @Override
+    public java.util.List<BlockNode> children() {
+        return java.util.List.of(under);
+    }
+
+    @Override
     public String name() {
         return name;
     }
@@ -65,6 +70,26 @@ public final class RawNode implements BlockNode {
     @Override
     public int ioFd() {
         return under.ioFd();
+    }
+
+    @Override
+    public int readSync(MemorySegment buf, long offset) {
+        return under.readSync(buf, base + offset);
+    }
+
+    @Override
+    public int writeSync(MemorySegment buf, long offset) {
+        return readOnly ? -Errno.EPERM : under.writeSync(buf, base + offset);
+    }
+
+    @Override
+    public int flushSync() {
+        return readOnly ? 0 : under.flushSync();
+    }
+
+    @Override
+    public int discardSync(long offset, long length) {
+        return readOnly ? 0 : under.discardSync(base + offset, length);
     }
 
     @Override

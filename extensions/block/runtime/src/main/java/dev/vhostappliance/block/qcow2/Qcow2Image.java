@@ -1,0 +1,1362 @@
+package dev.vhostappliance.block.qcow2;
+
+import dev.vhostappliance.block.node.BlockNode;
+import dev.vhostappliance.libc.Errno;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.BitSet;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The metadata of one open qcow2 image and everything that changes it: cluster lookups through the L1 table
+ * and the cached L2 tables, allocation with refcounts, copy-on-write from the backing chain, zero clusters,
+ * discard, and flushes in the order that keeps the image consistent after a crash at any point:
+ * <ol>
+ * <li>data is written before the L2 entry that points at it is changed (in the cache);</li>
+ * <li>refcount blocks (and the refcount table) reach the disk, with a flush, before any L2 table or L1 entry
+ * that needs them (the L2 cache's ordering hook);</li>
+ * <li>L2 tables are flushed before the L1 entries that point at new ones are written;</li>
+ * <li>clusters given up (discard, a rewritten compressed cluster, a moved table) lose their refcount only
+ * after the entries that used them are on disk: they wait in {@link #pendingFrees} until the next flush.</li>
+ * </ol>
+ * A crash can leak clusters, never corrupt. Every host offset an entry names is checked before use and every
+ * write is checked against the metadata it could overwrite. One lock serialises metadata work (the queue
+ * threads of all exports of the node); the data of requests that map to allocated clusters bypasses it.
+ */
+public final class Qcow2Image {
+    static final long OFFSET_MASK = 0x00fffffffffffe00L;
+    static final long COPIED = 1L << 63;
+    static final long COMPRESSED = 1L << 62;
+    static final long ZERO = 1L;
+    static final long ALL_ALLOCATED = 0xffffffffL;
+    static final long ALL_ZERO = 0xffffffffL << 32;
+    private static final long DEFAULT_L2_CACHE_MAX = 32L << 20;
+    /** Clusters given up that wait for a flush before they are freed; more start a flush. */
+    private static final int PENDING_FREE_LIMIT = 8192;
+
+    final ReentrantLock lock = new ReentrantLock();
+    private final Arena arena = Arena.ofShared();
+    private final String name;
+    private final BlockNode file;
+    private final Qcow2Options options;
+    private Qcow2Header header;
+    private final boolean readOnly;
+    private BlockNode backing;
+
+    final int clusterBits;
+    final int clusterSize;
+    private final boolean extendedL2;
+    private final int entryBytes;
+    private final int l2Entries;
+    private final int subclusterSize;
+    private final int version;
+    private final int csizeShift;
+    private final long csizeMask;
+    private final long coffsetMask;
+
+    private long size;
+    private long[] l1;
+    private long l1Offset;
+    private boolean l1Dirty;
+    private long[] reftable;
+    private long reftableOffset;
+    private int reftableClusters;
+    private boolean reftableDirty;
+    private final Refcounts refcounts;
+    private final long refblockEntries;
+    private long freeHint;
+
+    private final MetadataCache l2Cache;
+    private final int l2SliceEntries;
+    private final MetadataCache refCache;
+    /** Clusters holding L2 tables and refcount blocks: the overlap checks' map of metadata. */
+    private final BitSet l2Clusters = new BitSet();
+    private final BitSet refblockClusters = new BitSet();
+
+    /** Host cluster ranges (start cluster, count) to free at the next flush. */
+    private long[] pendingFrees = new long[64];
+    private int pendingFreeCount;
+
+    private final MemorySegment headerBlock;
+    private final MemorySegment scratch;
+    private final MemorySegment compressedBuffer;
+    private final ClusterDecompressor decompressor;
+    private long decompressedEntry = -1;
+    private final MemorySegment decompressed;
+    private boolean corrupt;
+    private boolean markedDirty;
+
+    private Qcow2Image(String name, BlockNode file, Qcow2Header h, MemorySegment first, Qcow2Options o) throws Qcow2FormatException {
+        this.name = name;
+        this.file = file;
+        this.options = o;
+        this.header = h;
+        this.version = h.version();
+        this.clusterBits = h.clusterBits();
+        this.clusterSize = h.clusterSize();
+        this.extendedL2 = h.extendedL2();
+        this.entryBytes = h.l2EntryBytes();
+        this.l2Entries = h.l2Entries();
+        this.subclusterSize = clusterSize / 32;
+        this.csizeShift = 62 - (clusterBits - 8);
+        this.csizeMask = (1L << (clusterBits - 8)) - 1;
+        this.coffsetMask = (1L << csizeShift) - 1;
+        this.size = h.size();
+        this.refcounts = new Refcounts(h.refcountOrder());
+        this.refblockEntries = refcounts.entriesPerBlock(clusterSize);
+        this.readOnly = o.readOnly() || file.readOnly();
+        this.headerBlock = arena.allocate(Math.min(clusterSize, 4096), 4096);
+        MemorySegment.copy(first, 0, headerBlock, 0, Math.min(headerBlock.byteSize(), first.byteSize()));
+        this.scratch = arena.allocate(clusterSize, 4096);
+        this.compressedBuffer = arena.allocate(2L * clusterSize + 1024, 4096);
+        this.decompressed = arena.allocate(clusterSize, 4096);
+        this.decompressor = ClusterDecompressor.of(h.compressionType());
+
+        long sliceSize = o.l2CacheEntrySize() > 0 ? o.l2CacheEntrySize() : clusterSize;
+        if (Long.bitCount(sliceSize) != 1 || sliceSize < 512 || sliceSize > clusterSize) {
+            throw new Qcow2FormatException("l2-cache-entry-size must be a power of two between 512 and the cluster size");
+        }
+        this.l2SliceEntries = (int) (sliceSize / entryBytes);
+        long l2Bytes;
+        long refBytes;
+        long cover = Qcow2Header.ceilDiv(Qcow2Header.ceilDiv(size, clusterSize) * entryBytes, sliceSize) * sliceSize;
+        if (o.cacheSize() >= 0) {
+            l2Bytes = o.l2CacheSize() >= 0 ? o.l2CacheSize() : Math.min(Math.max(o.cacheSize() - 4L * clusterSize, 0), Math.min(cover, DEFAULT_L2_CACHE_MAX));
+            refBytes = o.refcountCacheSize() >= 0 ? o.refcountCacheSize() : Math.max(o.cacheSize() - l2Bytes, 0);
+            if (o.l2CacheSize() >= 0 && o.refcountCacheSize() >= 0 && o.l2CacheSize() + o.refcountCacheSize() != o.cacheSize()) {
+                throw new Qcow2FormatException("l2-cache-size + refcount-cache-size must equal cache-size");
+            }
+        } else {
+            l2Bytes = o.l2CacheSize() >= 0 ? o.l2CacheSize() : Math.min(cover, DEFAULT_L2_CACHE_MAX);
+            refBytes = o.refcountCacheSize() >= 0 ? o.refcountCacheSize() : 4L * clusterSize;
+        }
+        int l2Slots = (int) Math.max(2, Math.min(l2Bytes / sliceSize, 1 << 20));
+        int refSlots = (int) Math.max(4, Math.min(refBytes / clusterSize, 1 << 16));
+        this.l2Cache = new MetadataCache(new L2Backing(), l2Slots, (int) sliceSize, arena);
+        this.refCache = new MetadataCache(new RefblockBacking(), refSlots, clusterSize, arena);
+    }
+
+    /**
+     * Opens the qcow2 image on file: header, L1 and refcount tables read and checked. A writable open of an
+     * image left dirty (lazy refcounts, a crash) rebuilds its refcounts first, as QEMU does. The backing file
+     * is the caller's to open ({@link #backingFile()}) and attach ({@link #setBacking}).
+     */
+    public static Qcow2Image open(String name, BlockNode file, Qcow2Options o) throws Qcow2FormatException {
+        long fileSize = file.size();
+        try (Arena temp = Arena.ofConfined()) {
+            MemorySegment probe = temp.allocate(512, 4096);
+            check(file.readSync(probe, 0), "cannot read the header");
+            if (probe.get(Qcow2Header.BE_INT, 0) != Qcow2Header.MAGIC) {
+                throw new Qcow2FormatException("image is not in qcow2 format");
+            }
+            int bits = probe.get(Qcow2Header.BE_INT, 20);
+            if (bits < Qcow2Header.MIN_CLUSTER_BITS || bits > Qcow2Header.MAX_CLUSTER_BITS) {
+                throw new Qcow2FormatException("unsupported cluster size: 2^" + Integer.toUnsignedString(bits) + " (512 B to 2 MiB are)");
+            }
+            MemorySegment first = temp.allocate(1L << bits, 4096);
+            check(file.readSync(first, 0), "cannot read the header");
+            Qcow2Header h = Qcow2Header.parse(first.asSlice(0, Math.min(first.byteSize(), Math.max(fileSize, 72))), fileSize);
+            boolean readOnly = o.readOnly() || file.readOnly();
+            if (!readOnly) {
+                if (h.corrupt()) {
+                    throw new Qcow2FormatException("image is marked corrupt; it can be opened read-only only (repair with qemu-img check -r all)");
+                }
+                if (h.nbSnapshots() > 0) {
+                    throw new Qcow2FormatException("images with internal snapshots can be opened read-only only");
+                }
+                if (h.hasBitmaps() && (h.autoclearFeatures() & Qcow2Header.AUTOCLEAR_BITMAPS) != 0) {
+                    throw new Qcow2FormatException("image has persistent dirty bitmaps, which writes would make stale;"
+                            + " open it read-only or remove them (qemu-img bitmap --remove)");
+                }
+            }
+            Qcow2Image image = new Qcow2Image(name, file, h, first, o);
+            try {
+                image.loadTables(fileSize);
+                if (!readOnly && h.dirty()) {
+                    image.rebuildRefcounts();
+                    image.setDirtyBit(false);
+                }
+            } catch (Qcow2FormatException e) {
+                image.close();
+                throw e;
+            } catch (Qcow2IoException e) {
+                image.close();
+                throw new Qcow2FormatException(e.getMessage() + ": " + Errno.describe(-e.errno()));
+            }
+            return image;
+        }
+    }
+
+    private static void check(int rc, String what) throws Qcow2FormatException {
+        if (rc < 0) {
+            throw new Qcow2FormatException(what + ": " + Errno.describe(-rc));
+        }
+    }
+
+    private void loadTables(long fileSize) throws Qcow2FormatException {
+        Qcow2Header h = header;
+        l1Offset = h.l1TableOffset();
+        l1 = readTable(l1Offset, h.l1Size());
+        reftableOffset = h.refcountTableOffset();
+        reftableClusters = h.refcountTableClusters();
+        reftable = readTable(reftableOffset, (int) ((long) reftableClusters * clusterSize / 8));
+        for (int i = 0; i < l1.length; i++) {
+            long off = l1[i] & OFFSET_MASK;
+            if (off == 0) {
+                continue;
+            }
+            if ((l1[i] & ~(OFFSET_MASK | COPIED)) != 0 || off % clusterSize != 0 || off > fileSize - clusterSize
+                    || off >>> clusterBits > Integer.MAX_VALUE) {
+                throw new Qcow2FormatException("L1 entry " + i + " is invalid (0x" + Long.toHexString(l1[i]) + ")");
+            }
+            if (fixedMetadataOverlaps(off, clusterSize)) {
+                throw new Qcow2FormatException("L2 table of L1 entry " + i + " overlaps the header or a table");
+            }
+            l2Clusters.set((int) (off >>> clusterBits));
+        }
+        for (int i = 0; i < reftable.length; i++) {
+            long off = reftable[i] & OFFSET_MASK;
+            if (reftable[i] == 0) {
+                continue;
+            }
+            if ((reftable[i] & ~OFFSET_MASK) != 0 || off % clusterSize != 0 || off > fileSize - clusterSize
+                    || off >>> clusterBits > Integer.MAX_VALUE) {
+                throw new Qcow2FormatException("refcount table entry " + i + " is invalid (0x" + Long.toHexString(reftable[i]) + ")");
+            }
+            if (fixedMetadataOverlaps(off, clusterSize) || l2Clusters.get((int) (off >>> clusterBits))) {
+                throw new Qcow2FormatException("refcount block " + i + " overlaps other metadata");
+            }
+            refblockClusters.set((int) (off >>> clusterBits));
+        }
+        if (reftable.length == 0 || reftable[0] == 0) {
+            throw new Qcow2FormatException("refcount table has no block for the header");
+        }
+    }
+
+    private long[] readTable(long offset, int entries) throws Qcow2FormatException {
+        long[] table = new long[entries];
+        if (entries == 0) {
+            return table;
+        }
+        long bytes = Qcow2Header.ceilDiv((long) entries * 8, clusterSize) * clusterSize;
+        try (Arena temp = Arena.ofConfined()) {
+            MemorySegment buf = temp.allocate(bytes, 4096);
+            check(file.readSync(buf, offset), "cannot read a table at 0x" + Long.toHexString(offset));
+            for (int i = 0; i < entries; i++) {
+                table[i] = buf.get(Qcow2Header.BE_LONG, 8L * i);
+            }
+        }
+        return table;
+    }
+
+    // ------------------------------------------------------------------ accessors
+
+    public String name() {
+        return name;
+    }
+
+    public long size() {
+        return size;
+    }
+
+    public boolean readOnly() {
+        return readOnly;
+    }
+
+    public BlockNode file() {
+        return file;
+    }
+
+    public BlockNode backing() {
+        return backing;
+    }
+
+    public Qcow2Header header() {
+        return header;
+    }
+
+    /** The backing file the header names (or null), and its format (or null: probe). */
+    public String backingFile() {
+        return header.backingFile();
+    }
+
+    public String backingFormat() {
+        return header.backingFormat();
+    }
+
+    public void setBacking(BlockNode node) {
+        this.backing = node;
+    }
+
+    // ------------------------------------------------------------------ lookups
+
+    /** The L2 entry (and, extended, its bitmap in bitmapOut[0]) of guest cluster gc; 0 when unallocated. */
+    private long l2Entry(long gc, long[] bitmapOut) {
+        int l1Index = (int) (gc / l2Entries);
+        if (l1Index >= l1.length) {
+            throw new Qcow2IoException(-Errno.EIO, "guest cluster past the L1 table");
+        }
+        long l2Offset = l1[l1Index] & OFFSET_MASK;
+        if (l2Offset == 0) {
+            bitmapOut[0] = 0;
+            return 0;
+        }
+        int l2Index = (int) (gc % l2Entries);
+        int slot = l2Cache.get(l2Offset + (long) (l2Index / l2SliceEntries) * l2SliceEntries * entryBytes);
+        MemorySegment slice = l2Cache.buffer(slot);
+        long at = (long) (l2Index % l2SliceEntries) * entryBytes;
+        long entry = slice.get(Qcow2Header.BE_LONG, at);
+        bitmapOut[0] = extendedL2 ? slice.get(Qcow2Header.BE_LONG, at + 8) : 0;
+        return entry;
+    }
+
+    private final long[] bitmapHolder = new long[1];
+
+    /**
+     * The host offset where [offset, offset+length) lies as one run of plain allocated data (for a write also
+     * writable in place: refcount one), or -1 when the range needs the slow path. The caller holds the lock.
+     */
+    long contiguousHostOffset(long offset, long length, boolean write) {
+        if (write && (readOnly || corrupt || needsDirtyMark())) {
+            return -1;
+        }
+        long first = offset >>> clusterBits;
+        long last = (offset + length - 1) >>> clusterBits;
+        long expect = -1;
+        for (long gc = first; gc <= last; gc++) {
+            long entry = l2Entry(gc, bitmapHolder);
+            long host = entry & OFFSET_MASK;
+            if (host == 0 || (entry & COMPRESSED) != 0 || (write && (entry & COPIED) == 0) || (entry & ~(OFFSET_MASK | COPIED)) != 0) {
+                return -1; // unallocated, compressed, shared, zero, or malformed: the slow path sorts it out
+            }
+            if (extendedL2) {
+                long from = gc == first ? (offset & (clusterSize - 1)) / subclusterSize : 0;
+                long to = gc == last ? ((offset + length - 1) & (clusterSize - 1)) / subclusterSize : 31;
+                long want = ((1L << (to - from + 1)) - 1) << from;
+                if ((bitmapHolder[0] & want) != want) {
+                    return -1;
+                }
+            }
+            if (expect >= 0 && host != expect) {
+                return -1;
+            }
+            if (host % clusterSize != 0 || (write && (host + clusterSize > file.size() || overlapsMetadata(host, clusterSize)))) {
+                return -1;
+            }
+            expect = host + clusterSize;
+        }
+        long host = expect - (last - first + 1) * (long) clusterSize;
+        return host + (offset & (clusterSize - 1));
+    }
+
+    private boolean needsDirtyMark() {
+        return lazyRefcountsEnabled() && !markedDirty;
+    }
+
+    private boolean lazyRefcountsEnabled() {
+        Boolean opt = options.lazyRefcounts();
+        return version >= 3 && (opt != null ? opt : header.lazyRefcounts());
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    /** Reads [offset, offset+length) of the guest disk into the transfer's iovecs; 0 or -errno. */
+    int read(MemorySegment iov, int iovCount, long offset, long length) {
+        lock.lock();
+        try {
+            long pos = 0;
+            while (pos < length) {
+                long at = offset + pos;
+                int n = (int) Math.min(length - pos, clusterSize - (at & (clusterSize - 1)));
+                MemorySegment piece = scratch.asSlice(0, n);
+                readGuest(at, piece);
+                Iovecs.copyIn(iov, iovCount, pos, piece, 0, n);
+                pos += n;
+            }
+            return 0;
+        } catch (Qcow2IoException e) {
+            return failed(e);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Reads into buf (any length) at guest offset: a backing file's read for the image above. */
+    int readSync(MemorySegment buf, long offset) {
+        lock.lock();
+        try {
+            long pos = 0;
+            long length = buf.byteSize();
+            while (pos < length) {
+                long at = offset + pos;
+                if (at >= size) {
+                    buf.asSlice(pos).fill((byte) 0);
+                    break;
+                }
+                int n = (int) Math.min(Math.min(length - pos, size - at), clusterSize - (at & (clusterSize - 1)));
+                readGuest(at, scratch.asSlice(0, n));
+                MemorySegment.copy(scratch, 0, buf, pos, n);
+                pos += n;
+            }
+            return 0;
+        } catch (Qcow2IoException e) {
+            return failed(e);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * What the guest reads at offset, dst.byteSize() bytes within one cluster, into dst (aligned for the
+     * file). The caller holds the lock.
+     */
+    private void readGuest(long offset, MemorySegment dst) {
+        long gc = offset >>> clusterBits;
+        int in = (int) (offset & (clusterSize - 1));
+        long entry = l2Entry(gc, bitmapHolder);
+        long bitmap = bitmapHolder[0];
+        if ((entry & COMPRESSED) != 0) {
+            MemorySegment data = decompress(entry);
+            MemorySegment.copy(data, in, dst, 0, dst.byteSize());
+            return;
+        }
+        long host = checkedHost(entry);
+        if (!extendedL2) {
+            if ((entry & ZERO) != 0 && version >= 3) {
+                dst.fill((byte) 0);
+            } else if (host == 0) {
+                readBacking(offset, dst);
+            } else {
+                io(file.readSync(dst, host + in), "read data");
+            }
+            return;
+        }
+        // extended L2: runs of subclusters in the same state
+        long pos = 0;
+        long len = dst.byteSize();
+        while (pos < len) {
+            int sc = (int) ((in + pos) / subclusterSize);
+            long runEnd = Math.min(len, (long) (sc + 1) * subclusterSize - in);
+            int state = subclusterState(entry, bitmap, sc);
+            while (runEnd < len && subclusterState(entry, bitmap, (int) ((in + runEnd) / subclusterSize)) == state) {
+                runEnd = Math.min(len, runEnd + subclusterSize);
+            }
+            MemorySegment part = dst.asSlice(pos, runEnd - pos);
+            switch (state) {
+                case 0 -> readBacking(offset + pos, part);
+                case 1 -> part.fill((byte) 0);
+                default -> {
+                    if (host == 0) {
+                        throw corruptNow("allocated subcluster without a host cluster");
+                    }
+                    io(file.readSync(part, host + in + pos), "read data");
+                }
+            }
+            pos = runEnd;
+        }
+    }
+
+    /** 0 unallocated (backing), 1 zero, 2 allocated. */
+    private static int subclusterState(long entry, long bitmap, int sc) {
+        if ((bitmap >>> (32 + sc) & 1) != 0) {
+            return 1;
+        }
+        return (bitmap >>> sc & 1) != 0 ? 2 : 0;
+    }
+
+    /** The host cluster a standard entry names (0 if none), checked. */
+    private long checkedHost(long entry) {
+        long host = entry & OFFSET_MASK;
+        if ((entry & COMPRESSED) == 0 && (host % clusterSize != 0 || (entry & 0x3f000000000001feL) != 0
+                || (extendedL2 && (entry & ZERO) != 0))) {
+            throw corruptNow("L2 entry 0x" + Long.toHexString(entry) + " is invalid");
+        }
+        return host;
+    }
+
+    private void readBacking(long offset, MemorySegment dst) {
+        BlockNode b = backing;
+        long len = dst.byteSize();
+        long have = b == null ? 0 : Math.max(0, Math.min(len, b.size() - offset));
+        if (have > 0) {
+            io(b.readSync(dst.asSlice(0, have), offset), "read the backing file");
+        }
+        if (have < len) {
+            dst.asSlice(have).fill((byte) 0);
+        }
+    }
+
+    /** The cluster a compressed entry holds, decompressed (the last one is kept). */
+    private MemorySegment decompress(long entry) {
+        if (entry == decompressedEntry) {
+            return decompressed;
+        }
+        long coffset = entry & coffsetMask;
+        long sectors = ((entry >>> csizeShift) & csizeMask) + 1;
+        long start = coffset & ~511L;
+        long bytes = sectors * 512;
+        if (coffset == 0 || start + bytes > Math.max(file.size(), 0) + 512 || bytes > compressedBuffer.byteSize()) {
+            throw corruptNow("compressed cluster at 0x" + Long.toHexString(coffset) + " lies outside the image");
+        }
+        MemorySegment raw = compressedBuffer.asSlice(0, bytes);
+        io(file.readSync(raw, start), "read a compressed cluster");
+        decompressedEntry = -1;
+        if (!decompressor.decompress(raw.asSlice(coffset - start), decompressed)) {
+            throw new Qcow2IoException(-Errno.EIO, "compressed cluster at 0x" + Long.toHexString(coffset) + " does not decompress to one cluster");
+        }
+        decompressedEntry = entry;
+        return decompressed;
+    }
+
+    // ------------------------------------------------------------------ writes
+
+    /** What a write puts in the guest's range: the request's data, zeroes, or a discard. */
+    enum WriteKind { DATA, ZEROES, ZEROES_UNMAP, DISCARD }
+
+    /** Writes (or zeroes, or discards) [offset, offset+length) through the slow path; 0 or -errno. */
+    int write(WriteKind kind, MemorySegment iov, int iovCount, long offset, long length) {
+        if (readOnly) {
+            return -Errno.EPERM;
+        }
+        lock.lock();
+        try {
+            if (corrupt) {
+                return -Errno.EIO;
+            }
+            if (kind == WriteKind.DISCARD && !options.discardUnmap()) {
+                return 0;
+            }
+            markDirtyIfLazy();
+            long pos = 0;
+            while (pos < length) {
+                long at = offset + pos;
+                int in = (int) (at & (clusterSize - 1));
+                int n = (int) Math.min(length - pos, clusterSize - in);
+                writeCluster(kind, iov, iovCount, pos, at, n);
+                pos += n;
+            }
+            if (pendingFreeCount > PENDING_FREE_LIMIT) {
+                flushMetadata();
+            }
+            return 0;
+        } catch (Qcow2IoException e) {
+            return failed(e);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void markDirtyIfLazy() {
+        if (needsDirtyMark()) {
+            setDirtyBit(true);
+        }
+    }
+
+    /** One cluster's part of a write: n bytes at guest offset at, pos bytes into the transfer. */
+    private void writeCluster(WriteKind kind, MemorySegment iov, int iovCount, long pos, long at, int n) {
+        long gc = at >>> clusterBits;
+        int in = (int) (at & (clusterSize - 1));
+        boolean whole = in == 0 && n == clusterSize;
+        long entry = l2Entry(gc, bitmapHolder);
+        long bitmap = bitmapHolder[0];
+        boolean compressed = (entry & COMPRESSED) != 0;
+        long host = compressed ? 0 : checkedHost(entry);
+        boolean ownHost = !compressed && host != 0 && (entry & COPIED) != 0;
+
+        if (kind == WriteKind.DISCARD) {
+            if (!whole) {
+                return; // discard is advisory: partial clusters stay as they are, as in QEMU
+            }
+            if (backing == null) {
+                setEntry(gc, 0, 0);
+            } else if (version >= 3) {
+                setEntry(gc, extendedL2 ? 0 : ZERO, extendedL2 ? ALL_ZERO : 0);
+            } else {
+                return;
+            }
+            giveUp(entry, options.passDiscardRequest());
+            return;
+        }
+        if ((kind == WriteKind.ZEROES || kind == WriteKind.ZEROES_UNMAP) && whole && (version >= 3 || backing == null)) {
+            boolean unmap = kind == WriteKind.ZEROES_UNMAP || !ownHost;
+            if (version < 3) {
+                setEntry(gc, 0, 0); // v2 without a backing file: unallocated reads as zeroes
+                giveUp(entry, options.passDiscardOther());
+            } else if (unmap) {
+                setEntry(gc, extendedL2 ? 0 : ZERO, extendedL2 ? ALL_ZERO : 0);
+                giveUp(entry, options.passDiscardOther());
+            } else {
+                setEntry(gc, extendedL2 ? host | COPIED : host | COPIED | ZERO, extendedL2 ? ALL_ZERO : 0);
+            }
+            return;
+        }
+
+        boolean plainInPlace = ownHost && (entry & ZERO) == 0 && (!extendedL2 || allocatedRange(bitmap, in, n));
+        if (plainInPlace) {
+            MemorySegment piece = scratch.asSlice(0, n);
+            fill(kind, iov, iovCount, pos, piece, 0);
+            checkDataWrite(host, clusterSize);
+            io(file.writeSync(piece, host + in), "write data");
+            return;
+        }
+        if (ownHost && extendedL2) {
+            // allocate the touched subclusters in place: their whole current content, then the new data
+            int firstSc = in / subclusterSize;
+            int lastSc = (in + n - 1) / subclusterSize;
+            int spanStart = firstSc * subclusterSize;
+            int spanLen = (lastSc - firstSc + 1) * subclusterSize;
+            MemorySegment span = scratch.asSlice(0, spanLen);
+            if (spanStart != in || spanLen != n) {
+                readGuest(at - in + spanStart, span);
+            }
+            fill(kind, iov, iovCount, pos, span, in - spanStart, n);
+            checkDataWrite(host, clusterSize);
+            io(file.writeSync(span, host + spanStart), "write data");
+            long bits = ((1L << (lastSc - firstSc + 1)) - 1) << firstSc;
+            setEntry(gc, host | COPIED, (bitmap | bits) & ~(bits << 32));
+            return;
+        }
+        if (ownHost && (entry & ZERO) != 0) {
+            // a preallocated zero cluster: fill it in place
+            MemorySegment cluster = scratch.asSlice(0, clusterSize);
+            if (!whole) {
+                cluster.fill((byte) 0);
+            }
+            fill(kind, iov, iovCount, pos, cluster, in, n);
+            checkDataWrite(host, clusterSize);
+            io(file.writeSync(cluster, host), "write data");
+            setEntry(gc, host | COPIED, 0);
+            return;
+        }
+        // a new cluster: current content (backing, zeroes, compressed, shared), the new data over it
+        MemorySegment cluster = scratch.asSlice(0, clusterSize);
+        if (!whole) {
+            readGuest(at - in, cluster);
+        }
+        fill(kind, iov, iovCount, pos, cluster, in, n);
+        long fresh = allocate(1);
+        checkDataWrite(fresh, clusterSize);
+        io(file.writeSync(cluster, fresh), "write data");
+        setEntry(gc, fresh | COPIED, extendedL2 ? ALL_ALLOCATED : 0);
+        giveUp(entry, false);
+    }
+
+    private boolean allocatedRange(long bitmap, int in, int n) {
+        int from = in / subclusterSize;
+        int to = (in + n - 1) / subclusterSize;
+        long want = ((1L << (to - from + 1)) - 1) << from;
+        return (bitmap & want) == want;
+    }
+
+    private void fill(WriteKind kind, MemorySegment iov, int iovCount, long pos, MemorySegment dst, long dstOffset) {
+        fill(kind, iov, iovCount, pos, dst, dstOffset, dst.byteSize() - dstOffset);
+    }
+
+    private void fill(WriteKind kind, MemorySegment iov, int iovCount, long pos, MemorySegment dst, long dstOffset, long n) {
+        if (kind == WriteKind.DATA) {
+            Iovecs.copyOut(iov, iovCount, pos, dst, dstOffset, n);
+        } else {
+            dst.asSlice(dstOffset, n).fill((byte) 0);
+        }
+    }
+
+    /** Sets guest cluster gc's L2 entry (and bitmap), allocating its L2 table if it has none. */
+    private void setEntry(long gc, long entry, long bitmap) {
+        int l1Index = (int) (gc / l2Entries);
+        long l2Offset = l1[l1Index] & OFFSET_MASK;
+        if (l2Offset == 0) {
+            if (entry == 0 && bitmap == 0) {
+                return; // already unallocated
+            }
+            l2Offset = allocate(1);
+            if (overlapsFixedOrRefblock(l2Offset, clusterSize)) {
+                throw corruptNow("new L2 table would overlap metadata");
+            }
+            l2Clusters.set((int) (l2Offset >>> clusterBits));
+            for (long s = 0; s < clusterSize; s += (long) l2SliceEntries * entryBytes) {
+                l2Cache.create(l2Offset + s);
+            }
+            l1[l1Index] = l2Offset | COPIED;
+            l1Dirty = true;
+        } else if ((l1[l1Index] & COPIED) == 0) {
+            throw new Qcow2IoException(-Errno.EIO, "shared L2 table (internal snapshots) cannot be written");
+        }
+        int l2Index = (int) (gc % l2Entries);
+        int slot = l2Cache.get(l2Offset + (long) (l2Index / l2SliceEntries) * l2SliceEntries * entryBytes);
+        MemorySegment slice = l2Cache.buffer(slot);
+        long at = (long) (l2Index % l2SliceEntries) * entryBytes;
+        slice.set(Qcow2Header.BE_LONG, at, entry);
+        if (extendedL2) {
+            slice.set(Qcow2Header.BE_LONG, at + 8, bitmap);
+        }
+        l2Cache.markDirty(slot);
+        if (entry == decompressedEntry) {
+            decompressedEntry = -1;
+        }
+    }
+
+    /**
+     * The host clusters an old entry used are given up: freed at the next flush, once the new entry is on
+     * disk; punched in the file then if punch.
+     */
+    private void giveUp(long oldEntry, boolean punch) {
+        long first;
+        long count;
+        if ((oldEntry & COMPRESSED) != 0) {
+            long coffset = oldEntry & coffsetMask;
+            long csize = (((oldEntry >>> csizeShift) & csizeMask) + 1) * 512 - (coffset & 511);
+            first = coffset >>> clusterBits;
+            count = ((coffset + csize - 1) >>> clusterBits) - first + 1;
+            punch = false; // its clusters may hold other compressed clusters
+        } else {
+            long host = oldEntry & OFFSET_MASK;
+            if (host == 0) {
+                return;
+            }
+            first = host >>> clusterBits;
+            count = 1;
+        }
+        if (pendingFreeCount + 3 > pendingFrees.length) {
+            pendingFrees = Arrays.copyOf(pendingFrees, pendingFrees.length * 2);
+        }
+        pendingFrees[pendingFreeCount++] = first;
+        pendingFrees[pendingFreeCount++] = count;
+        pendingFrees[pendingFreeCount++] = punch ? 1 : 0;
+    }
+
+    // ------------------------------------------------------------------ refcounts and allocation
+
+    /** The refcount of host cluster c (0 where no refcount block covers it). */
+    long refcount(long c) {
+        long ti = c / refblockEntries;
+        if (ti >= reftable.length || reftable[(int) ti] == 0) {
+            return 0;
+        }
+        int slot = refCache.get(reftable[(int) ti] & OFFSET_MASK);
+        return refcounts.get(refCache.buffer(slot), c % refblockEntries);
+    }
+
+    private void setRefcount(long c, long value) {
+        ensureRefblock(c);
+        long ti = c / refblockEntries;
+        int slot = refCache.get(reftable[(int) ti] & OFFSET_MASK);
+        refcounts.set(refCache.buffer(slot), c % refblockEntries, value);
+        refCache.markDirty(slot);
+    }
+
+    /** Allocates n contiguous host clusters (refcount one each); their offset. */
+    long allocate(int n) {
+        long start = freeHint;
+        while (true) {
+            long run = 0;
+            long c = start;
+            while (run < n) {
+                if (refcount(c) != 0) {
+                    run = 0;
+                    start = c + 1;
+                } else {
+                    run++;
+                }
+                c++;
+            }
+            boolean made = false;
+            for (long k = start; k < start + n; k++) {
+                made |= ensureRefblock(k);
+            }
+            if (made && refcountInRun(start, n)) {
+                continue; // a new refcount block (or table) took a cluster of the run: search again
+            }
+            if (((start + n) << clusterBits) > Qcow2Header.MAX_HOST_OFFSET || start + n > Integer.MAX_VALUE) {
+                throw new Qcow2IoException(-Errno.ENOSPC, "image file full");
+            }
+            for (long k = start; k < start + n; k++) {
+                setRefcount(k, 1);
+            }
+            if (n == 1) {
+                freeHint = start + 1;
+            }
+            return start << clusterBits;
+        }
+    }
+
+    private boolean refcountInRun(long start, int n) {
+        for (long k = start; k < start + n; k++) {
+            if (refcount(k) != 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Makes sure a refcount block covers host cluster c: a missing one is put at the first cluster of the
+     * range it covers (free, as nothing there is counted) and counts itself. Returns true if one was made.
+     */
+    private boolean ensureRefblock(long c) {
+        long ti = c / refblockEntries;
+        boolean grown = false;
+        if (ti >= reftable.length) {
+            growReftable(ti);
+            grown = true; // the new table and its blocks took clusters
+        }
+        if (reftable[(int) ti] != 0) {
+            return grown;
+        }
+        long blockCluster = ti * refblockEntries;
+        long offset = blockCluster << clusterBits;
+        if (blockCluster == 0 || overlapsMetadata(offset, clusterSize) || blockCluster > Integer.MAX_VALUE) {
+            throw corruptNow("no place for a new refcount block");
+        }
+        int slot = refCache.create(offset);
+        refcounts.set(refCache.buffer(slot), 0, 1);
+        reftable[(int) ti] = offset;
+        refblockClusters.set((int) blockCluster);
+        reftableDirty = true;
+        return true;
+    }
+
+    /**
+     * Grows the refcount table to cover index ti: a new, larger table and the refcount blocks for its own
+     * clusters are placed past everything the old table covers, written, and made current in the header;
+     * the old table is freed at the next flush.
+     */
+    private void growReftable(long ti) {
+        long oldEntries = reftable.length;
+        long coverEnd = oldEntries * refblockEntries; // first cluster the old table does not cover
+        long area = Math.max(coverEnd, Qcow2Header.ceilDiv(file.size(), clusterSize));
+        long entries = Math.max(ti + 1, oldEntries + oldEntries / 2 + 1);
+        long blocks;
+        long tableClusters;
+        while (true) {
+            tableClusters = Qcow2Header.ceilDiv(entries * 8, clusterSize);
+            long firstBlock = area / refblockEntries;
+            blocks = 0;
+            for (int iter = 0; iter < 64; iter++) {
+                long end = area + blocks + tableClusters; // exclusive
+                long need = (end - 1) / refblockEntries - firstBlock + 1;
+                if (need == blocks) {
+                    break;
+                }
+                blocks = need;
+            }
+            long lastIndex = (area + blocks + tableClusters - 1) / refblockEntries;
+            if (lastIndex < entries) {
+                break;
+            }
+            entries = lastIndex + 1;
+        }
+        if (tableClusters * clusterSize > Qcow2Header.MAX_REFTABLE_BYTES) {
+            throw new Qcow2IoException(-Errno.ENOSPC, "refcount table would exceed its limit");
+        }
+        long[] grown = Arrays.copyOf(reftable, (int) (tableClusters * clusterSize / 8));
+        long firstBlockIndex = area / refblockEntries;
+        for (long b = 0; b < blocks; b++) {
+            long blockIndex = firstBlockIndex + b;
+            long blockOffset = (area + b) << clusterBits;
+            if (grown[(int) blockIndex] != 0) {
+                throw corruptNow("refcount table growth found a refcount block in place");
+            }
+            grown[(int) blockIndex] = blockOffset;
+            int slot = refCache.create(blockOffset);
+            MemorySegment block = refCache.buffer(slot);
+            for (long k = area; k < area + blocks + tableClusters; k++) {
+                if (k / refblockEntries == blockIndex) {
+                    refcounts.set(block, k % refblockEntries, 1);
+                }
+            }
+            refblockClusters.set((int) (area + b));
+        }
+        long tableOffset = (area + blocks) << clusterBits;
+        long oldOffset = reftableOffset;
+        int oldClusters = reftableClusters;
+        long[] old = reftable;
+        reftable = grown;
+        reftableOffset = tableOffset;
+        reftableClusters = (int) tableClusters;
+        try {
+            refCache.writeDirty();
+            writeReftable();
+            sync();
+            writeHeaderField8(Qcow2Header.OFF_REFTABLE_OFFSET, tableOffset);
+            headerBlock.set(Qcow2Header.BE_INT, Qcow2Header.OFF_REFTABLE_CLUSTERS, (int) tableClusters);
+            writeHeader();
+            sync();
+        } catch (Qcow2IoException e) {
+            reftable = old;
+            reftableOffset = oldOffset;
+            reftableClusters = oldClusters;
+            refCache.clear();
+            throw e;
+        }
+        reftableDirty = false;
+        pendingFree(oldOffset >>> clusterBits, oldClusters);
+    }
+
+    private void pendingFree(long firstCluster, long count) {
+        if (pendingFreeCount + 3 > pendingFrees.length) {
+            pendingFrees = Arrays.copyOf(pendingFrees, pendingFrees.length * 2);
+        }
+        pendingFrees[pendingFreeCount++] = firstCluster;
+        pendingFrees[pendingFreeCount++] = count;
+        pendingFrees[pendingFreeCount++] = 0;
+    }
+
+    // ------------------------------------------------------------------ flush
+
+    /**
+     * Writes every dirty table in the safe order, each step durable before the next: refcount blocks and
+     * table, L2 tables, L1 table; then frees what was given up. Returns true if it synced the file (the
+     * data's flush is then done too).
+     */
+    boolean flushMetadata() {
+        boolean dirty = refCache.anyDirty() || reftableDirty || l2Cache.anyDirty() || l1Dirty || pendingFreeCount > 0;
+        if (!dirty) {
+            return false;
+        }
+        refcountsDurable();
+        if (l2Cache.anyDirty()) {
+            l2Cache.writeDirty();
+            sync();
+        }
+        if (l1Dirty) {
+            writeL1();
+            sync();
+        }
+        if (pendingFreeCount > 0) {
+            applyFrees();
+        }
+        return true;
+    }
+
+    /** Refcount blocks, then the refcount table, on disk and flushed (what L2 and L1 writes depend on). */
+    private int refcountsDurable() {
+        if (refCache.anyDirty() || reftableDirty) {
+            refCache.writeDirty();
+            if (reftableDirty) {
+                writeReftable();
+                reftableDirty = false;
+            }
+            sync();
+        }
+        return 0;
+    }
+
+    private void applyFrees() {
+        int n = pendingFreeCount;
+        pendingFreeCount = 0;
+        for (int i = 0; i < n; i += 3) {
+            long first = pendingFrees[i];
+            long count = pendingFrees[i + 1];
+            boolean punch = pendingFrees[i + 2] != 0;
+            for (long c = first; c < first + count; c++) {
+                long rc = refcount(c);
+                if (rc == 0) {
+                    throw corruptNow("freeing host cluster " + c + " whose refcount is already 0");
+                }
+                setRefcount(c, rc - 1);
+                if (rc == 1) {
+                    freeHint = Math.min(freeHint, c);
+                    if (c <= Integer.MAX_VALUE) {
+                        l2Clusters.clear((int) c);
+                    }
+                    if (punch) {
+                        file.discardSync(c << clusterBits, clusterSize);
+                    }
+                }
+            }
+        }
+        refCache.writeDirty();
+        sync();
+    }
+
+    private void sync() {
+        io(file.flushSync(), "flush the image file");
+    }
+
+    private void writeL1() {
+        checkMetadataWrite(l1Offset, (long) l1.length * 8, null);
+        writeTable(l1, l1Offset);
+        l1Dirty = false;
+    }
+
+    private void writeReftable() {
+        writeTable(reftable, reftableOffset);
+    }
+
+    private void writeTable(long[] table, long offset) {
+        long bytes = Qcow2Header.ceilDiv((long) table.length * 8, clusterSize) * clusterSize;
+        try (Arena temp = Arena.ofConfined()) {
+            MemorySegment buf = temp.allocate(Math.max(bytes, clusterSize), 4096);
+            for (int i = 0; i < table.length; i++) {
+                buf.set(Qcow2Header.BE_LONG, 8L * i, table[i]);
+            }
+            io(file.writeSync(buf.asSlice(0, Math.max(bytes, clusterSize)), offset), "write a table");
+        }
+    }
+
+    private void writeHeaderField8(int at, long value) {
+        headerBlock.set(Qcow2Header.BE_LONG, at, value);
+    }
+
+    private void writeHeader() {
+        if (fixedRangeOverlap(0, headerBlock.byteSize(), true)) {
+            throw corruptNow("header write would overlap a table");
+        }
+        io(file.writeSync(headerBlock, 0), "write the header");
+    }
+
+    /** Sets or clears the dirty bit (incompatible feature 0), durably. */
+    private void setDirtyBit(boolean on) {
+        if (version < 3) {
+            return;
+        }
+        long features = headerBlock.get(Qcow2Header.BE_LONG, Qcow2Header.OFF_INCOMPATIBLE);
+        features = on ? features | Qcow2Header.INCOMPAT_DIRTY : features & ~Qcow2Header.INCOMPAT_DIRTY;
+        if (!on) {
+            sync(); // everything the refcounts describe is on disk before they are declared clean
+        }
+        headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_INCOMPATIBLE, features);
+        writeHeader();
+        sync();
+        markedDirty = on;
+    }
+
+    // ------------------------------------------------------------------ resize
+
+    /** Grows the virtual disk to newSize (a multiple of 512); shrinking is refused as QEMU's default. */
+    public int resize(long newSize) {
+        if (readOnly) {
+            return -Errno.EPERM;
+        }
+        lock.lock();
+        try {
+            if (newSize < size) {
+                return -Errno.EOPNOTSUPP;
+            }
+            long neededL1 = Qcow2Header.ceilDiv(Qcow2Header.ceilDiv(newSize, clusterSize), l2Entries);
+            if (neededL1 * 8 > Qcow2Header.MAX_L1_BYTES) {
+                return -Errno.EFBIG;
+            }
+            flushMetadata();
+            if (neededL1 > l1.length) {
+                long have = Qcow2Header.ceilDiv((long) l1.length * 8, clusterSize);
+                long need = Qcow2Header.ceilDiv(neededL1 * 8, clusterSize);
+                long[] grown = Arrays.copyOf(l1, (int) neededL1);
+                if (need > have) {
+                    long newOffset = allocate((int) need);
+                    refcountsDurable();
+                    checkMetadataWrite(newOffset, need * clusterSize, null);
+                    writeTable(grown, newOffset);
+                    sync();
+                    long oldOffset = l1Offset;
+                    headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_L1_OFFSET, newOffset);
+                    headerBlock.set(Qcow2Header.BE_INT, Qcow2Header.OFF_L1_SIZE, (int) neededL1);
+                    writeHeader();
+                    sync();
+                    l1 = grown;
+                    l1Offset = newOffset;
+                    if (have > 0) {
+                        pendingFree(oldOffset >>> clusterBits, have);
+                    }
+                } else {
+                    l1 = grown;
+                    writeL1();
+                    sync();
+                    headerBlock.set(Qcow2Header.BE_INT, Qcow2Header.OFF_L1_SIZE, (int) neededL1);
+                    writeHeader();
+                    sync();
+                }
+            }
+            headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_SIZE, newSize);
+            writeHeader();
+            sync();
+            size = newSize;
+            flushMetadata();
+            return 0;
+        } catch (Qcow2IoException e) {
+            return failed(e);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ------------------------------------------------------------------ overlap checks
+
+    private boolean fixedMetadataOverlaps(long offset, long len) {
+        return fixedRangeOverlap(offset, len, false);
+    }
+
+    /** The header cluster, the L1 table, the refcount table (and, unless header, the snapshot table). */
+    private boolean fixedRangeOverlap(long offset, long len, boolean exceptHeader) {
+        if (!exceptHeader && Qcow2Header.rangesOverlap(offset, len, 0, clusterSize)) {
+            return true;
+        }
+        long l1Bytes = Qcow2Header.ceilDiv((long) (l1 == null ? header.l1Size() : l1.length) * 8, clusterSize) * clusterSize;
+        long reftableBytes = (long) (reftable == null ? header.refcountTableClusters() : reftableClusters) * clusterSize;
+        return Qcow2Header.rangesOverlap(offset, len, l1 == null ? header.l1TableOffset() : l1Offset, l1Bytes)
+                || Qcow2Header.rangesOverlap(offset, len, reftable == null ? header.refcountTableOffset() : reftableOffset, reftableBytes);
+    }
+
+    private boolean overlapsFixedOrRefblock(long offset, long len) {
+        return fixedMetadataOverlaps(offset, len) || anyBit(refblockClusters, offset, len);
+    }
+
+    /** True if [offset, offset+len) touches any metadata. */
+    boolean overlapsMetadata(long offset, long len) {
+        return fixedMetadataOverlaps(offset, len) || anyBit(l2Clusters, offset, len) || anyBit(refblockClusters, offset, len);
+    }
+
+    private boolean anyBit(BitSet set, long offset, long len) {
+        long first = offset >>> clusterBits;
+        long last = (offset + len - 1) >>> clusterBits;
+        if (first > Integer.MAX_VALUE) {
+            return false;
+        }
+        int next = set.nextSetBit((int) first);
+        return next >= 0 && next <= last;
+    }
+
+    /** A data write to host clusters: it must not touch metadata (overlap-check). */
+    void checkDataWrite(long host, long len) {
+        if (options.overlapCheck() && overlapsMetadata(host, len)) {
+            throw corruptNow("data write to 0x" + Long.toHexString(host) + " would overwrite metadata");
+        }
+    }
+
+    /** A metadata write of kind set (l2Clusters, refblockClusters, or null for the L1 table). */
+    private void checkMetadataWrite(long offset, long len, BitSet kind) {
+        if (!options.overlapCheck()) {
+            return;
+        }
+        boolean bad;
+        if (kind == null) {
+            bad = Qcow2Header.rangesOverlap(offset, len, 0, clusterSize)
+                    || Qcow2Header.rangesOverlap(offset, len, reftableOffset, (long) reftableClusters * clusterSize)
+                    || anyBit(l2Clusters, offset, len) || anyBit(refblockClusters, offset, len);
+        } else {
+            bad = fixedMetadataOverlaps(offset, len) || anyBit(kind == l2Clusters ? refblockClusters : l2Clusters, offset, len);
+        }
+        if (bad) {
+            throw corruptNow("metadata write to 0x" + Long.toHexString(offset) + " would overwrite other metadata");
+        }
+    }
+
+    /** The image contradicts itself: no more writes (the request fails with EIO); the corrupt bit is set. */
+    private Qcow2IoException corruptNow(String why) {
+        if (!corrupt && !readOnly && version >= 3) {
+            corrupt = true;
+            long features = headerBlock.get(Qcow2Header.BE_LONG, Qcow2Header.OFF_INCOMPATIBLE) | Qcow2Header.INCOMPAT_CORRUPT;
+            headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_INCOMPATIBLE, features);
+            file.writeSync(headerBlock, 0);
+            file.flushSync();
+        }
+        corrupt = true;
+        return new Qcow2IoException(-Errno.EIO, "qcow2 node '" + name + "' is corrupt: " + why);
+    }
+
+    private static final org.jboss.logging.Logger LOG = org.jboss.logging.Logger.getLogger(Qcow2Image.class);
+
+    /** A request failed on metadata: said once in the log (what QEMU prints), -errno for the guest. */
+    private int failed(Qcow2IoException e) {
+        LOG.warnf("qcow2 node '%s': %s", name, e.getMessage());
+        return e.errno();
+    }
+
+    public boolean isCorrupt() {
+        return corrupt;
+    }
+
+    private static void io(int rc, String what) {
+        if (rc < 0) {
+            throw new Qcow2IoException(rc, "cannot " + what);
+        }
+    }
+
+    // ------------------------------------------------------------------ repair
+
+    /**
+     * Rebuilds the refcounts from what the L1 and L2 tables reference (an image left dirty by lazy refcounts
+     * or a crash): new refcount blocks and table past the end of the file, written and flushed before the
+     * header points at them. The old ones become free space.
+     */
+    private void rebuildRefcounts() throws Qcow2FormatException {
+        long fileClusters = Qcow2Header.ceilDiv(file.size(), clusterSize);
+        if (fileClusters > Integer.MAX_VALUE / 2) {
+            throw new Qcow2FormatException("image too large to repair");
+        }
+        counts = new int[(int) Math.max(fileClusters, 1)];
+        count(0, clusterSize);
+        count(l1Offset, (long) l1.length * 8);
+        long[] holder = new long[1];
+        for (int i = 0; i < l1.length; i++) {
+            long l2 = l1[i] & OFFSET_MASK;
+            if (l2 == 0) {
+                continue;
+            }
+            count(l2, clusterSize);
+            for (long e = 0; e < l2Entries; e++) {
+                long gc = (long) i * l2Entries + e;
+                long entry = l2Entry(gc, holder);
+                if ((entry & COMPRESSED) != 0) {
+                    long coffset = entry & coffsetMask;
+                    long csize = (((entry >>> csizeShift) & csizeMask) + 1) * 512 - (coffset & 511);
+                    count(coffset, csize);
+                } else if ((entry & OFFSET_MASK) != 0) {
+                    count(entry & OFFSET_MASK, clusterSize);
+                }
+            }
+        }
+        // new refcount structures after the end of the file (and all it references): blocks, then the table
+        fileClusters = Math.max(fileClusters, countedEnd);
+        long area = fileClusters;
+        long blocks = 0;
+        long tableClusters = 1;
+        for (int iter = 0; iter < 64; iter++) {
+            long end = area + blocks + tableClusters;
+            long nb = Qcow2Header.ceilDiv(end, refblockEntries);
+            long tc = Qcow2Header.ceilDiv(nb * 8, clusterSize);
+            if (nb == blocks && tc == tableClusters) {
+                break;
+            }
+            blocks = nb;
+            tableClusters = tc;
+        }
+        if (tableClusters * clusterSize > Qcow2Header.MAX_REFTABLE_BYTES) {
+            throw new Qcow2FormatException("image too large to repair");
+        }
+        long end = area + blocks + tableClusters;
+        long[] table = new long[(int) (tableClusters * clusterSize / 8)];
+        refCache.clear();
+        try (Arena temp = Arena.ofConfined()) {
+            MemorySegment block = temp.allocate(clusterSize, 4096);
+            for (long b = 0; b < blocks; b++) {
+                block.fill((byte) 0);
+                for (long k = 0; k < refblockEntries; k++) {
+                    long c = b * refblockEntries + k;
+                    long value = c < countedEnd ? counts[(int) c] : (c >= area && c < end ? 1 : 0);
+                    if (value > 0) {
+                        refcounts.set(block, k, Math.min(value, refcounts.max == -1 ? value : refcounts.max));
+                    }
+                }
+                long offset = (area + b) << clusterBits;
+                table[(int) b] = offset;
+                io(file.writeSync(block, offset), "write a refcount block");
+            }
+        }
+        long tableOffset = (area + blocks) << clusterBits;
+        writeTable(table, tableOffset);
+        sync();
+        headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_REFTABLE_OFFSET, tableOffset);
+        headerBlock.set(Qcow2Header.BE_INT, Qcow2Header.OFF_REFTABLE_CLUSTERS, (int) tableClusters);
+        writeHeader();
+        sync();
+        reftable = table;
+        reftableOffset = tableOffset;
+        reftableClusters = (int) tableClusters;
+        refblockClusters.clear();
+        for (long b = 0; b < blocks; b++) {
+            refblockClusters.set((int) (area + b));
+        }
+        freeHint = 0;
+        counts = null;
+    }
+
+    /** References counted by the repair, by host cluster, and the end of what was counted. */
+    private int[] counts;
+    private long countedEnd;
+
+    private void count(long offset, long len) throws Qcow2FormatException {
+        if (len <= 0) {
+            return;
+        }
+        long first = offset >>> clusterBits;
+        long last = (offset + len - 1) >>> clusterBits;
+        if (last >= Integer.MAX_VALUE / 2 || offset < 0) {
+            throw new Qcow2FormatException("metadata references 0x" + Long.toHexString(offset) + ", past what an image can hold");
+        }
+        if (last >= counts.length) {
+            counts = Arrays.copyOf(counts, (int) Math.max(last + 1, Math.min((long) counts.length * 2, Integer.MAX_VALUE / 2)));
+        }
+        for (long c = first; c <= last; c++) {
+            counts[(int) c]++;
+        }
+        countedEnd = Math.max(countedEnd, last + 1);
+    }
+
+    // ------------------------------------------------------------------ close
+
+    /** Flushes the metadata and, if this open marked the image dirty, marks it clean. */
+    public int flush() {
+        lock.lock();
+        try {
+            return flushMetadata() ? 0 : io0(file.flushSync());
+        } catch (Qcow2IoException e) {
+            return failed(e);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private static int io0(int rc) {
+        return rc;
+    }
+
+    public void close() {
+        lock.lock();
+        try {
+            if (!readOnly && !corrupt) {
+                try {
+                    flushMetadata();
+                    if (markedDirty) {
+                        setDirtyBit(false);
+                    }
+                } catch (Qcow2IoException e) {
+                    // the image stays dirty: the next writable open repairs it
+                }
+            }
+            decompressor.close();
+        } finally {
+            lock.unlock();
+        }
+        arena.close();
+    }
+
+    // ------------------------------------------------------------------ cache backings
+
+    private final class L2Backing implements MetadataCache.Backing {
+        @Override
+        public int read(MemorySegment buf, long offset) {
+            return file.readSync(buf, offset);
+        }
+
+        @Override
+        public int beforeWrite() {
+            return refcountsDurable();
+        }
+
+        @Override
+        public int write(MemorySegment buf, long offset) {
+            checkMetadataWrite(offset, buf.byteSize(), l2Clusters);
+            return file.writeSync(buf, offset);
+        }
+    }
+
+    private final class RefblockBacking implements MetadataCache.Backing {
+        @Override
+        public int read(MemorySegment buf, long offset) {
+            return file.readSync(buf, offset);
+        }
+
+        @Override
+        public int beforeWrite() {
+            return 0;
+        }
+
+        @Override
+        public int write(MemorySegment buf, long offset) {
+            checkMetadataWrite(offset, buf.byteSize(), refblockClusters);
+            return file.writeSync(buf, offset);
+        }
+    }
+}

@@ -1,0 +1,169 @@
+package dev.vhostappliance.block.qcow2;
+
+import dev.vhostappliance.block.io.IoEngine;
+import dev.vhostappliance.block.io.IoEngineKind;
+import dev.vhostappliance.block.io.IoRequest;
+import dev.vhostappliance.block.node.BlockNode;
+import dev.vhostappliance.cli.StartupException;
+import dev.vhostappliance.libc.Errno;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The {@code qcow2} format node. A request whose range maps to one run of allocated host clusters (the
+ * common case once a disk is written) is translated under the image's lock and handed, as it is, to the
+ * queue thread's engine on the file below: many in flight, no copy. Everything else (unallocated, zero,
+ * compressed or shared clusters, a range that spans host clusters that are not contiguous, every
+ * allocation) runs on the slow path in {@link Qcow2Image}, synchronously under the lock, and completes at
+ * once.
+ */
+public final class Qcow2Node implements BlockNode {
+    private final Qcow2Image image;
+
+    public Qcow2Node(Qcow2Image image) {
+        this.image = image;
+    }
+
+    public Qcow2Image image() {
+        return image;
+    }
+
+    @Override
+    public String name() {
+        return image.name();
+    }
+
+    @Override
+    public long size() {
+        return image.size();
+    }
+
+    @Override
+    public boolean readOnly() {
+        return image.readOnly();
+    }
+
+    @Override
+    public void resize(long newSize) throws StartupException {
+        int rc = image.resize(newSize);
+        if (rc < 0) {
+            throw new StartupException("cannot resize node '" + name() + "': "
+                    + (rc == -Errno.EOPNOTSUPP ? "qcow2 images can only grow" : Errno.describe(-rc)));
+        }
+    }
+
+    @Override
+    public int memoryAlignment() {
+        return image.file().memoryAlignment();
+    }
+
+    @Override
+    public IoEngineKind engineKind() {
+        return image.file().engineKind();
+    }
+
+    @Override
+    public int ioFd() {
+        return image.file().ioFd();
+    }
+
+    @Override
+    public List<BlockNode> children() {
+        List<BlockNode> children = new ArrayList<>(2);
+        children.add(image.file());
+        if (image.backing() != null) {
+            children.add(image.backing());
+        }
+        return children;
+    }
+
+    @Override
+    public int readSync(MemorySegment buf, long offset) {
+        return image.readSync(buf, offset);
+    }
+
+    @Override
+    public int flushSync() {
+        return image.flush();
+    }
+
+    @Override
+    public void read(IoEngine io, IoRequest r, MemorySegment iov, int iovCount, long offset, long length) {
+        long host = translate(offset, length, false);
+        if (host >= 0) {
+            image.file().read(io, r, iov, iovCount, host, length);
+        } else if (host == -1) {
+            io.completeNow(r, image.read(iov, iovCount, offset, length));
+        } else {
+            io.completeNow(r, (int) host);
+        }
+    }
+
+    @Override
+    public void write(IoEngine io, IoRequest r, MemorySegment iov, int iovCount, long offset, long length) {
+        if (image.readOnly()) {
+            io.completeNow(r, -Errno.EPERM);
+            return;
+        }
+        long host = translate(offset, length, true);
+        if (host >= 0) {
+            image.file().write(io, r, iov, iovCount, host, length);
+        } else if (host == -1) {
+            io.completeNow(r, image.write(Qcow2Image.WriteKind.DATA, iov, iovCount, offset, length));
+        } else {
+            io.completeNow(r, (int) host);
+        }
+    }
+
+    /** Host offset of a fast-path request, -1 for the slow path, or -errno (below -1) on a metadata error. */
+    private long translate(long offset, long length, boolean write) {
+        image.lock.lock();
+        try {
+            return image.contiguousHostOffset(offset, length, write);
+        } catch (Qcow2IoException e) {
+            return e.errno() == -1 ? -Errno.EIO : e.errno();
+        } finally {
+            image.lock.unlock();
+        }
+    }
+
+    @Override
+    public void flush(IoEngine io, IoRequest r) {
+        if (image.readOnly()) {
+            io.completeNow(r, 0);
+            return;
+        }
+        image.lock.lock();
+        boolean synced;
+        try {
+            synced = image.flushMetadata();
+        } catch (Qcow2IoException e) {
+            io.completeNow(r, e.errno());
+            return;
+        } finally {
+            image.lock.unlock();
+        }
+        if (synced) {
+            io.completeNow(r, 0);
+        } else {
+            image.file().flush(io, r);
+        }
+    }
+
+    @Override
+    public void discard(IoEngine io, IoRequest r, long offset, long length) {
+        io.completeNow(r, image.readOnly() ? -Errno.EPERM : image.write(Qcow2Image.WriteKind.DISCARD, null, 0, offset, length));
+    }
+
+    @Override
+    public void writeZeroes(IoEngine io, IoRequest r, long offset, long length, boolean unmap) {
+        io.completeNow(r, image.readOnly() ? -Errno.EPERM : image.write(
+                unmap ? Qcow2Image.WriteKind.ZEROES_UNMAP : Qcow2Image.WriteKind.ZEROES, null, 0, offset, length));
+    }
+
+    @Override
+    public void close() {
+        image.close(); // the file and backing nodes belong to the graph, which closes them after this one
+    }
+}
