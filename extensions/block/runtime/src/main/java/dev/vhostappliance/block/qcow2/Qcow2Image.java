@@ -66,6 +66,8 @@ public final class Qcow2Image {
     private final Refcounts refcounts;
     private final long refblockEntries;
     private long freeHint;
+    /** One past the highest cluster allocated while open (tables not yet written lie beyond the file's end). */
+    private long allocatedEnd;
 
     private final MetadataCache l2Cache;
     private final int l2SliceEntries;
@@ -596,7 +598,7 @@ public final class Qcow2Image {
         if (plainInPlace) {
             MemorySegment piece = scratch.asSlice(0, n);
             fill(kind, iov, iovCount, pos, piece, 0);
-            checkDataWrite(host, clusterSize);
+            checkInPlace(host);
             io(file.writeSync(piece, host + in), "write data");
             return;
         }
@@ -611,7 +613,7 @@ public final class Qcow2Image {
                 readGuest(at - in + spanStart, span);
             }
             fill(kind, iov, iovCount, pos, span, in - spanStart, n);
-            checkDataWrite(host, clusterSize);
+            checkInPlace(host);
             io(file.writeSync(span, host + spanStart), "write data");
             long bits = ((1L << (lastSc - firstSc + 1)) - 1) << firstSc;
             setEntry(gc, host | COPIED, (bitmap | bits) & ~(bits << 32));
@@ -624,7 +626,7 @@ public final class Qcow2Image {
                 cluster.fill((byte) 0);
             }
             fill(kind, iov, iovCount, pos, cluster, in, n);
-            checkDataWrite(host, clusterSize);
+            checkInPlace(host);
             io(file.writeSync(cluster, host), "write data");
             setEntry(gc, host | COPIED, 0);
             return;
@@ -751,8 +753,13 @@ public final class Qcow2Image {
         while (true) {
             long run = 0;
             long c = start;
+            long end = Math.max(Qcow2Header.ceilDiv(file.size(), clusterSize), allocatedEnd);
             while (run < n) {
                 if (refcount(c) != 0) {
+                    if (c >= end) {
+                        // a consistent image counts nothing past its end: never follow it out there
+                        throw corruptNow("refcounts claim clusters past the end of the image");
+                    }
                     run = 0;
                     start = c + 1;
                 } else {
@@ -776,6 +783,7 @@ public final class Qcow2Image {
             if (n == 1) {
                 freeHint = start + 1;
             }
+            allocatedEnd = Math.max(allocatedEnd, start + n);
             return start << clusterBits;
         }
     }
@@ -812,6 +820,7 @@ public final class Qcow2Image {
         refcounts.set(refCache.buffer(slot), 0, 1);
         reftable[(int) ti] = offset;
         refblockClusters.set((int) blockCluster);
+        allocatedEnd = Math.max(allocatedEnd, blockCluster + 1);
         reftableDirty = true;
         return true;
     }
@@ -868,6 +877,7 @@ public final class Qcow2Image {
             refblockClusters.set((int) (area + b));
         }
         long tableOffset = (area + blocks) << clusterBits;
+        allocatedEnd = Math.max(allocatedEnd, area + blocks + tableClusters);
         long oldOffset = reftableOffset;
         int oldClusters = reftableClusters;
         long[] old = reftable;
@@ -1115,6 +1125,18 @@ public final class Qcow2Image {
         }
         int next = set.nextSetBit((int) first);
         return next >= 0 && next <= last;
+    }
+
+    /**
+     * A write into the host cluster an entry names: it must lie inside the image (or what this open
+     * allocated), be counted, and not be metadata. A hostile entry pointing anywhere else is corruption.
+     */
+    private void checkInPlace(long host) {
+        long c = host >>> clusterBits;
+        if (c >= Math.max(Qcow2Header.ceilDiv(file.size(), clusterSize), allocatedEnd) || refcount(c) == 0) {
+            throw corruptNow("L2 entry points at host cluster 0x" + Long.toHexString(host) + ", outside the image or unallocated");
+        }
+        checkDataWrite(host, clusterSize);
     }
 
     /** A data write to host clusters: it must not touch metadata (overlap-check). */
