@@ -1,6 +1,9 @@
 package dev.vhostappliance.block;
 
 import dev.vhostappliance.block.export.vhostuser.VirtioBlkDevice;
+import dev.vhostappliance.block.graph.BlockGraph;
+import dev.vhostappliance.block.graph.OptionException;
+import dev.vhostappliance.block.graph.OptionReader;
 import dev.vhostappliance.block.io.IoEngineKind;
 import dev.vhostappliance.block.node.BlockNode;
 import dev.vhostappliance.block.node.FileNode;
@@ -11,6 +14,8 @@ import dev.vhostappliance.cli.StartupException;
 import dev.vhostappliance.device.VhostDeviceProvider;
 import dev.vhostappliance.device.VirtioDevice;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -43,6 +48,10 @@ public final class BlockCommand extends DeviceCommand {
 
     @Option(names = "--direct", description = "Bypass the host page cache (O_DIRECT, qemu-storage-daemon's cache.direct=on).")
     boolean direct;
+
+    @Option(names = "--format", paramLabel = "FORMAT", defaultValue = "raw",
+            description = "Image format: raw or qcow2 (with its backing chain) (default ${DEFAULT-VALUE}; never probed).")
+    String format;
 
     @Override
     protected VhostDeviceProvider provider() {
@@ -77,22 +86,55 @@ public final class BlockCommand extends DeviceCommand {
         if (engine == IoEngineKind.NATIVE && !direct) {
             throw new StartupException("--aio=native requires --direct");
         }
-        FileNode file = FileNode.open("blk-file", blkFile,
-                FileNode.Options.defaults(readOnly).withAio(engine).withDirect(direct));
-        if (file.size() < logicalBlockSize) {
-            file.close();
+        BlockNode disk = switch (format) {
+            case "raw" -> FileNode.open("blk-file", blkFile, FileNode.Options.defaults(readOnly).withAio(engine).withDirect(direct));
+            case "qcow2" -> qcow2(engine);
+            default -> throw new StartupException("--format must be raw or qcow2, is '" + format + "'");
+        };
+        if (disk.size() < logicalBlockSize) {
+            close(disk);
             throw new StartupException("image " + blkFile + " is smaller than one logical block");
         }
-        node = file;
-        return new VirtioBlkDevice(file, !readOnly, numQueues, logicalBlockSize, writethrough, serial);
+        node = disk;
+        return new VirtioBlkDevice(disk, !disk.readOnly(), numQueues, logicalBlockSize, writethrough, serial);
+    }
+
+    /** The qcow2 node (and its backing chain) through the block graph, as qemu-storage-daemon would build it. */
+    private BlockNode qcow2(IoEngineKind engine) throws StartupException {
+        graph = new BlockGraph();
+        Map<String, Object> file = new LinkedHashMap<>();
+        file.put("driver", "file");
+        file.put("filename", blkFile.toString());
+        file.put("aio", engine.option());
+        file.put("cache", Map.of("direct", direct));
+        Map<String, Object> tree = new LinkedHashMap<>();
+        tree.put("node-name", "disk");
+        tree.put("driver", "qcow2");
+        tree.put("read-only", readOnly);
+        tree.put("discard", "unmap");
+        tree.put("file", file);
+        try {
+            return graph.add(new OptionReader(tree));
+        } catch (OptionException e) {
+            throw new StartupException(e.getMessage());
+        }
     }
 
     private BlockNode node;
+    private BlockGraph graph;
+
+    private void close(BlockNode disk) {
+        if (graph != null) {
+            graph.close();
+        } else {
+            disk.close();
+        }
+    }
 
     @Override
     protected void afterServing() {
         if (node != null) {
-            node.close();
+            close(node);
         }
     }
 }
