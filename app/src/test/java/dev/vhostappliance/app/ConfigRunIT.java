@@ -206,4 +206,39 @@ class ConfigRunIT {
             p.destroyForcibly();
         }
     }
+
+    @Test
+    void aQcow2OverlayAndItsBaseFromAConfigFile() throws Exception {
+        Path base = image("base.img");
+        Path overlay = dir.resolve("overlay.qcow2");
+        Process create = new ProcessBuilder("qemu-img", "create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "raw",
+                overlay.toString()).start();
+        assertEquals(0, create.waitFor());
+        Path cfg = dir.resolve("qcow2.yaml");
+        String yaml = String.join("\n",
+                "appliance:",
+                "  blockdev:",
+                "    base: {driver: file, filename: " + base + ", read-only: \"on\"}",
+                "    disk: {driver: qcow2, backing: base, discard: unmap, l2-cache-size: 1M, file: {driver: file, filename: FILE}}",
+                "  export:",
+                "    exp0: {node-name: disk, writable: \"on\", addr: {type: unix, path: " + dir.resolve("q.sock") + "}}",
+                "");
+        Files.writeString(cfg, yaml.replace("FILE", image("not-qcow2.img").toString()));
+        Appliance.Result bad = Appliance.run("run", "--config", cfg.toString());
+        assertEquals(1, bad.exit());
+        assertEquals(List.of("run: appliance.blockdev.disk: Could not open node 'disk': image is not in qcow2 format",
+                "run: appliance.export.exp0: Cannot find node 'disk'"), bad.errLines());
+        Files.writeString(cfg, yaml.replace("FILE", overlay.toString()));
+        Path log = dir.resolve("q.log");
+        Process p = Appliance.start(Appliance.command(null, "run", "--config", cfg.toString()), log);
+        try {
+            assertTrue(Appliance.awaitFile(dir.resolve("q.sock"), 30_000), Files.readString(log));
+            assertEquals(1, queues(dir.resolve("q.sock")));
+            p.destroy();
+            assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+            assertEquals(0, p.exitValue(), Files.readString(log));
+        } finally {
+            p.destroyForcibly();
+        }
+    }
 }

@@ -180,6 +180,30 @@ class QmpMonitorIT {
     }
 
     @Test
+    void aQcow2NodeIsAddedGrownAndDeletedWithItsImplicitFileNode() throws Exception {
+        Path img = dir.resolve("q.qcow2");
+        Process create = new ProcessBuilder("qemu-img", "create", "-q", "-f", "qcow2", img.toString(), "8M").start();
+        assertEquals(0, create.waitFor());
+        Path qmp = start();
+        try (Client a = new Client(qmp)) {
+            String add = "{\"execute\":\"blockdev-add\",\"arguments\":{\"driver\":\"qcow2\",\"node-name\":\"q0\","
+                    + "\"file\":{\"driver\":\"file\",\"filename\":\"" + img + "\"}}}";
+            assertEquals("{\"return\":{}}", a.cmd(add));
+            assertEquals("{\"return\":{}}", a.cmd("{\"execute\":\"block_resize\",\"arguments\":{\"node-name\":\"q0\",\"size\":33554432}}"));
+            assertEquals("{\"return\":{}}", a.cmd("{\"execute\":\"blockdev-del\",\"arguments\":{\"node-name\":\"q0\"}}"));
+            assertEquals("{\"return\":{}}", a.cmd(add), "the implicit file node went with it: the image is free again");
+            String bad = a.cmd("{\"execute\":\"blockdev-add\",\"arguments\":{\"driver\":\"qcow2\",\"node-name\":\"r0\","
+                    + "\"file\":{\"driver\":\"file\",\"filename\":\"" + image("raw.img", 1 << 20) + "\"}}}");
+            assertEquals("{\"error\":{\"class\":\"GenericError\",\"desc\":\"Could not open node 'r0': image is not in qcow2 format\"}}", bad);
+            assertEquals("{\"return\":{}}", a.cmd("{\"execute\":\"quit\"}"));
+        }
+        assertTrue(daemon.waitFor(10, TimeUnit.SECONDS));
+        Process info = new ProcessBuilder("qemu-img", "info", img.toString()).redirectErrorStream(true).start();
+        String out = new String(info.getInputStream().readAllBytes());
+        assertTrue(out.contains("virtual size: 32 MiB"), out);
+    }
+
+    @Test
     void withAQemuGuestAttachedSafeRefusesHardDropsItAndTheEventArrives() throws Exception {
         Guest.requirePrerequisites(7, Guest.QEMU, "/bin/busybox", "/usr/bin/cpio");
         Path img = image("g.img", 64 << 20);
