@@ -6,7 +6,7 @@ started one after the other for every cell, and fio (built with its libblkio eng
 the vhost-user-blk socket of each. Results are ratios measured in the same run: these 2-core machines are
 noisy. For the disk rows fio's own io_uring engine on the image file gives the physical limit.
 
-  bench/fio_bench.py --fio PATH [--seconds 5] [--queues 1,2] [--targets null-co,tmpfs,disk]
+  bench/fio_bench.py --fio PATH [--seconds 5] [--queues 1,2] [--targets null-co,tmpfs,disk,qcow2-prealloc,qcow2-thin]
                      [--workloads all|NAME,...] [--out bench/results/FILE.md] [--aio io_uring]
 
 Not a test: nothing here asserts. Writes a Markdown table (stdout and --out).
@@ -54,9 +54,22 @@ def image(path, fill):
     return path
 
 
+def qcow2_image(path, raw, thin):
+    """qcow2 on the disk: thin (empty, made anew for every backend run) or the raw image converted with
+    preallocated metadata (every cluster allocated, in order; made once and kept)."""
+    if thin:
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", path, str(IMAGE_BYTES)], check=True)
+    elif not os.path.exists(path):
+        log(f"making {path}")
+        subprocess.run(["qemu-img", "convert", "-O", "qcow2", "-o", "preallocation=metadata", raw, path], check=True)
+    return path
+
+
 def blockdev(target, img, aio):
     if target == "null-co":
         return f"driver=null-co,node-name=disk,size={IMAGE_BYTES}"
+    if target.startswith("qcow2"):
+        return f"driver=qcow2,node-name=disk,file.driver=file,file.filename={img},file.cache.direct=on,file.aio={aio}"
     direct = ",cache.direct=on" if target == "disk" else ""
     return f"driver=file,node-name=disk,filename={img}{direct},aio={aio}"
 
@@ -177,6 +190,11 @@ def main():
         imgs["disk"] = image(os.path.join(a.disk_dir, "disk.img"), True)
     if "tmpfs" in targets:
         imgs["tmpfs"] = image(os.path.join(a.tmpfs_dir, "vhost-appliance-bench.img"), True)
+    if "qcow2-prealloc" in targets:
+        raw = image(os.path.join(a.disk_dir, "disk.img"), True)
+        imgs["qcow2-prealloc"] = qcow2_image(os.path.join(a.disk_dir, "prealloc.qcow2"), raw, False)
+    if "qcow2-thin" in targets:
+        imgs["qcow2-thin"] = os.path.join(a.disk_dir, "thin.qcow2")
     sockdir = tempfile.mkdtemp(prefix="fio-bench-")
     qsd_version = subprocess.run([a.qsd, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     rev = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
@@ -208,6 +226,8 @@ def main():
                     order.reverse()  # alternate who goes first, so drift does not favour one side
                 for name, prog in order:
                     log(f"{target} q{q} {w}: {name}")
+                    if target == "qcow2-thin":
+                        qcow2_image(imgs[target], None, True)  # both start from an empty image
                     try:
                         res[name] = backend_run(name, [prog] + line, sock, a.fio, job, a.seconds, q)
                     except Exception as e:  # a failed cell is reported, the run goes on

@@ -19,6 +19,23 @@ final class Iovecs {
         copy(iov, count, pos, dst, dstOffset, len, false);
     }
 
+    /** Zeroes len bytes of the transfer at pos. */
+    static void zero(MemorySegment iov, int count, long pos, long len) {
+        long skip = pos;
+        for (int i = 0; i < count && len > 0; i++) {
+            long base = iov.get(ValueLayout.JAVA_LONG, 16L * i);
+            long size = iov.get(ValueLayout.JAVA_LONG, 16L * i + 8);
+            if (skip >= size) {
+                skip -= size;
+                continue;
+            }
+            long n = Math.min(size - skip, len);
+            NativeMemory.zero(base + skip, n);
+            len -= n;
+            skip = 0;
+        }
+    }
+
     private static void copy(MemorySegment iov, int count, long pos, MemorySegment buf, long bufOffset, long len, boolean in) {
         long skip = pos;
         for (int i = 0; i < count && len > 0; i++) {

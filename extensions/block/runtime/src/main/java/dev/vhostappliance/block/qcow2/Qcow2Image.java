@@ -371,9 +371,13 @@ public final class Qcow2Image {
             while (pos < length) {
                 long at = offset + pos;
                 int n = (int) Math.min(length - pos, clusterSize - (at & (clusterSize - 1)));
-                MemorySegment piece = scratch.asSlice(0, n);
-                readGuest(at, piece);
-                Iovecs.copyIn(iov, iovCount, pos, piece, 0, n);
+                if (readsAsZeroes(at >>> clusterBits)) {
+                    Iovecs.zero(iov, iovCount, pos, n); // straight into the guest's buffers
+                } else {
+                    MemorySegment piece = scratch.asSlice(0, n);
+                    readGuest(at, piece);
+                    Iovecs.copyIn(iov, iovCount, pos, piece, 0, n);
+                }
                 pos += n;
             }
             return 0;
@@ -457,6 +461,20 @@ public final class Qcow2Image {
             }
             pos = runEnd;
         }
+    }
+
+    /** True if all of guest cluster gc reads as zeroes without I/O (unallocated without a backing file, or zero). */
+    private boolean readsAsZeroes(long gc) {
+        long entry = l2Entry(gc, bitmapHolder);
+        if ((entry & COMPRESSED) != 0) {
+            return false;
+        }
+        if (extendedL2) {
+            long bitmap = bitmapHolder[0];
+            return (bitmap >>> 32) == 0xffffffffL || (backing == null && (bitmap & ALL_ALLOCATED) == 0);
+        }
+        return (version >= 3 && (entry & ZERO) != 0 && (entry & 0x3f000000000001feL) == 0)
+                || (entry == 0 && backing == null);
     }
 
     /** 0 unallocated (backing), 1 zero, 2 allocated. */
