@@ -5,7 +5,6 @@ import dev.vhostappliance.libc.Errno;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
-import java.util.BitSet;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -59,26 +58,11 @@ public final class Qcow2Image {
     private long[] l1;
     private long l1Offset;
     private boolean l1Dirty;
-    private long[] reftable;
-    private long reftableOffset;
-    private int reftableClusters;
-    private boolean reftableDirty;
-    private final Refcounts refcounts;
-    private final long refblockEntries;
-    private long freeHint;
-    /** One past the highest cluster allocated while open (tables not yet written lie beyond the file's end). */
-    private long allocatedEnd;
 
     private final MetadataCache l2Cache;
     private final int l2SliceEntries;
-    private final MetadataCache refCache;
-    /** Clusters holding L2 tables and refcount blocks: the overlap checks' map of metadata. */
-    private final BitSet l2Clusters = new BitSet();
-    private final BitSet refblockClusters = new BitSet();
-
-    /** Host cluster ranges (start cluster, count) to free at the next flush. */
-    private long[] pendingFrees = new long[64];
-    private int pendingFreeCount;
+    private final MetadataLayout layout;
+    private final RefcountTable refs;
 
     private final MemorySegment headerBlock;
     private final MemorySegment scratch;
@@ -105,8 +89,7 @@ public final class Qcow2Image {
         this.csizeMask = (1L << (clusterBits - 8)) - 1;
         this.coffsetMask = (1L << csizeShift) - 1;
         this.size = h.size();
-        this.refcounts = new Refcounts(h.refcountOrder());
-        this.refblockEntries = refcounts.entriesPerBlock(clusterSize);
+        this.layout = new MetadataLayout(clusterBits);
         this.readOnly = o.readOnly() || file.readOnly();
         this.headerBlock = arena.allocate(Math.min(clusterSize, 4096), 4096);
         MemorySegment.copy(first, 0, headerBlock, 0, Math.min(headerBlock.byteSize(), first.byteSize()));
@@ -136,7 +119,7 @@ public final class Qcow2Image {
         int l2Slots = (int) Math.max(2, Math.min(l2Bytes / sliceSize, 1 << 20));
         int refSlots = (int) Math.max(4, Math.min(refBytes / clusterSize, 1 << 16));
         this.l2Cache = new MetadataCache(new L2Backing(), l2Slots, (int) sliceSize, arena);
-        this.refCache = new MetadataCache(new RefblockBacking(), refSlots, clusterSize, arena);
+        this.refs = new RefcountTable(this, layout, h, refSlots, arena);
     }
 
     /**
@@ -200,9 +183,8 @@ public final class Qcow2Image {
         Qcow2Header h = header;
         l1Offset = h.l1TableOffset();
         l1 = readTable(l1Offset, h.l1Size());
-        reftableOffset = h.refcountTableOffset();
-        reftableClusters = h.refcountTableClusters();
-        reftable = readTable(reftableOffset, (int) ((long) reftableClusters * clusterSize / 8));
+        layout.l1At(l1Offset, l1.length);
+        layout.reftableAt(h.refcountTableOffset(), h.refcountTableClusters());
         for (int i = 0; i < l1.length; i++) {
             long off = l1[i] & OFFSET_MASK;
             if (off == 0) {
@@ -212,31 +194,15 @@ public final class Qcow2Image {
                     || off >>> clusterBits > Integer.MAX_VALUE) {
                 throw new Qcow2FormatException("L1 entry " + i + " is invalid (0x" + Long.toHexString(l1[i]) + ")");
             }
-            if (fixedMetadataOverlaps(off, clusterSize)) {
+            if (layout.overlapsFixed(off, clusterSize, false)) {
                 throw new Qcow2FormatException("L2 table of L1 entry " + i + " overlaps the header or a table");
             }
-            l2Clusters.set((int) (off >>> clusterBits));
+            layout.addL2(off);
         }
-        for (int i = 0; i < reftable.length; i++) {
-            long off = reftable[i] & OFFSET_MASK;
-            if (reftable[i] == 0) {
-                continue;
-            }
-            if ((reftable[i] & ~OFFSET_MASK) != 0 || off % clusterSize != 0 || off > fileSize - clusterSize
-                    || off >>> clusterBits > Integer.MAX_VALUE) {
-                throw new Qcow2FormatException("refcount table entry " + i + " is invalid (0x" + Long.toHexString(reftable[i]) + ")");
-            }
-            if (fixedMetadataOverlaps(off, clusterSize) || l2Clusters.get((int) (off >>> clusterBits))) {
-                throw new Qcow2FormatException("refcount block " + i + " overlaps other metadata");
-            }
-            refblockClusters.set((int) (off >>> clusterBits));
-        }
-        if (reftable.length == 0 || reftable[0] == 0) {
-            throw new Qcow2FormatException("refcount table has no block for the header");
-        }
+        refs.load(h, fileSize);
     }
 
-    private long[] readTable(long offset, int entries) throws Qcow2FormatException {
+    long[] readTable(long offset, int entries) throws Qcow2FormatException {
         long[] table = new long[entries];
         if (entries == 0) {
             return table;
@@ -343,7 +309,7 @@ public final class Qcow2Image {
             if (expect >= 0 && host != expect) {
                 return -1;
             }
-            if (host % clusterSize != 0 || (write && (host + clusterSize > file.size() || overlapsMetadata(host, clusterSize)))) {
+            if (host % clusterSize != 0 || (write && (host + clusterSize > file.size() || layout.overlapsAny(host, clusterSize)))) {
                 return -1;
             }
             expect = host + clusterSize;
@@ -556,7 +522,7 @@ public final class Qcow2Image {
                 writeCluster(kind, iov, iovCount, pos, at, n);
                 pos += n;
             }
-            if (pendingFreeCount > PENDING_FREE_LIMIT) {
+            if (refs.pendingFrees() > PENDING_FREE_LIMIT) {
                 flushMetadata();
             }
             return 0;
@@ -655,7 +621,7 @@ public final class Qcow2Image {
             readGuest(at - in, cluster);
         }
         fill(kind, iov, iovCount, pos, cluster, in, n);
-        long fresh = allocate(1);
+        long fresh = refs.allocate(1);
         checkDataWrite(fresh, clusterSize);
         io(file.writeSync(cluster, fresh), "write data");
         setEntry(gc, fresh | COPIED, extendedL2 ? ALL_ALLOCATED : 0);
@@ -689,11 +655,11 @@ public final class Qcow2Image {
             if (entry == 0 && bitmap == 0) {
                 return; // already unallocated
             }
-            l2Offset = allocate(1);
-            if (overlapsFixedOrRefblock(l2Offset, clusterSize)) {
+            l2Offset = refs.allocate(1);
+            if (layout.conflicts(MetadataLayout.Kind.L2, l2Offset, clusterSize)) {
                 throw corruptNow("new L2 table would overlap metadata");
             }
-            l2Clusters.set((int) (l2Offset >>> clusterBits));
+            layout.addL2(l2Offset);
             for (long s = 0; s < clusterSize; s += (long) l2SliceEntries * entryBytes) {
                 l2Cache.create(l2Offset + s);
             }
@@ -737,197 +703,7 @@ public final class Qcow2Image {
             first = host >>> clusterBits;
             count = 1;
         }
-        if (pendingFreeCount + 3 > pendingFrees.length) {
-            pendingFrees = Arrays.copyOf(pendingFrees, pendingFrees.length * 2);
-        }
-        pendingFrees[pendingFreeCount++] = first;
-        pendingFrees[pendingFreeCount++] = count;
-        pendingFrees[pendingFreeCount++] = punch ? 1 : 0;
-    }
-
-    // ------------------------------------------------------------------ refcounts and allocation
-
-    /** The refcount of host cluster c (0 where no refcount block covers it). */
-    long refcount(long c) {
-        long ti = c / refblockEntries;
-        if (ti >= reftable.length || reftable[(int) ti] == 0) {
-            return 0;
-        }
-        int slot = refCache.get(reftable[(int) ti] & OFFSET_MASK);
-        return refcounts.get(refCache.buffer(slot), c % refblockEntries);
-    }
-
-    private void setRefcount(long c, long value) {
-        ensureRefblock(c);
-        long ti = c / refblockEntries;
-        int slot = refCache.get(reftable[(int) ti] & OFFSET_MASK);
-        refcounts.set(refCache.buffer(slot), c % refblockEntries, value);
-        refCache.markDirty(slot);
-    }
-
-    /** Allocates n contiguous host clusters (refcount one each); their offset. */
-    long allocate(int n) {
-        long start = freeHint;
-        while (true) {
-            long run = 0;
-            long c = start;
-            long end = Math.max(Qcow2Header.ceilDiv(file.size(), clusterSize), allocatedEnd);
-            while (run < n) {
-                if (refcount(c) != 0) {
-                    if (c >= end) {
-                        // a consistent image counts nothing past its end: never follow it out there
-                        throw corruptNow("refcounts claim clusters past the end of the image");
-                    }
-                    run = 0;
-                    start = c + 1;
-                } else {
-                    run++;
-                }
-                c++;
-            }
-            boolean made = false;
-            for (long k = start; k < start + n; k++) {
-                made |= ensureRefblock(k);
-            }
-            if (made && refcountInRun(start, n)) {
-                continue; // a new refcount block (or table) took a cluster of the run: search again
-            }
-            if (((start + n) << clusterBits) > Qcow2Header.MAX_HOST_OFFSET || start + n > Integer.MAX_VALUE) {
-                throw new Qcow2IoException(-Errno.ENOSPC, "image file full");
-            }
-            for (long k = start; k < start + n; k++) {
-                setRefcount(k, 1);
-            }
-            if (n == 1) {
-                freeHint = start + 1;
-            }
-            allocatedEnd = Math.max(allocatedEnd, start + n);
-            return start << clusterBits;
-        }
-    }
-
-    private boolean refcountInRun(long start, int n) {
-        for (long k = start; k < start + n; k++) {
-            if (refcount(k) != 0) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /**
-     * Makes sure a refcount block covers host cluster c: a missing one is put at the first cluster of the
-     * range it covers (free, as nothing there is counted) and counts itself. Returns true if one was made.
-     */
-    private boolean ensureRefblock(long c) {
-        long ti = c / refblockEntries;
-        boolean grown = false;
-        if (ti >= reftable.length) {
-            growReftable(ti);
-            grown = true; // the new table and its blocks took clusters
-        }
-        if (reftable[(int) ti] != 0) {
-            return grown;
-        }
-        long blockCluster = ti * refblockEntries;
-        long offset = blockCluster << clusterBits;
-        if (blockCluster == 0 || overlapsMetadata(offset, clusterSize) || blockCluster > Integer.MAX_VALUE) {
-            throw corruptNow("no place for a new refcount block");
-        }
-        int slot = refCache.create(offset);
-        refcounts.set(refCache.buffer(slot), 0, 1);
-        reftable[(int) ti] = offset;
-        refblockClusters.set((int) blockCluster);
-        allocatedEnd = Math.max(allocatedEnd, blockCluster + 1);
-        reftableDirty = true;
-        return true;
-    }
-
-    /**
-     * Grows the refcount table to cover index ti: a new, larger table and the refcount blocks for its own
-     * clusters are placed past everything the old table covers, written, and made current in the header;
-     * the old table is freed at the next flush.
-     */
-    private void growReftable(long ti) {
-        long oldEntries = reftable.length;
-        long coverEnd = oldEntries * refblockEntries; // first cluster the old table does not cover
-        long area = Math.max(coverEnd, Qcow2Header.ceilDiv(file.size(), clusterSize));
-        long entries = Math.max(ti + 1, oldEntries + oldEntries / 2 + 1);
-        long blocks;
-        long tableClusters;
-        while (true) {
-            tableClusters = Qcow2Header.ceilDiv(entries * 8, clusterSize);
-            long firstBlock = area / refblockEntries;
-            blocks = 0;
-            for (int iter = 0; iter < 64; iter++) {
-                long end = area + blocks + tableClusters; // exclusive
-                long need = (end - 1) / refblockEntries - firstBlock + 1;
-                if (need == blocks) {
-                    break;
-                }
-                blocks = need;
-            }
-            long lastIndex = (area + blocks + tableClusters - 1) / refblockEntries;
-            if (lastIndex < entries) {
-                break;
-            }
-            entries = lastIndex + 1;
-        }
-        if (tableClusters * clusterSize > Qcow2Header.MAX_REFTABLE_BYTES) {
-            throw new Qcow2IoException(-Errno.ENOSPC, "refcount table would exceed its limit");
-        }
-        long[] grown = Arrays.copyOf(reftable, (int) (tableClusters * clusterSize / 8));
-        long firstBlockIndex = area / refblockEntries;
-        for (long b = 0; b < blocks; b++) {
-            long blockIndex = firstBlockIndex + b;
-            long blockOffset = (area + b) << clusterBits;
-            if (grown[(int) blockIndex] != 0) {
-                throw corruptNow("refcount table growth found a refcount block in place");
-            }
-            grown[(int) blockIndex] = blockOffset;
-            int slot = refCache.create(blockOffset);
-            MemorySegment block = refCache.buffer(slot);
-            for (long k = area; k < area + blocks + tableClusters; k++) {
-                if (k / refblockEntries == blockIndex) {
-                    refcounts.set(block, k % refblockEntries, 1);
-                }
-            }
-            refblockClusters.set((int) (area + b));
-        }
-        long tableOffset = (area + blocks) << clusterBits;
-        allocatedEnd = Math.max(allocatedEnd, area + blocks + tableClusters);
-        long oldOffset = reftableOffset;
-        int oldClusters = reftableClusters;
-        long[] old = reftable;
-        reftable = grown;
-        reftableOffset = tableOffset;
-        reftableClusters = (int) tableClusters;
-        try {
-            refCache.writeDirty();
-            writeReftable();
-            sync();
-            writeHeaderField8(Qcow2Header.OFF_REFTABLE_OFFSET, tableOffset);
-            headerBlock.set(Qcow2Header.BE_INT, Qcow2Header.OFF_REFTABLE_CLUSTERS, (int) tableClusters);
-            writeHeader();
-            sync();
-        } catch (Qcow2IoException e) {
-            reftable = old;
-            reftableOffset = oldOffset;
-            reftableClusters = oldClusters;
-            refCache.clear();
-            throw e;
-        }
-        reftableDirty = false;
-        pendingFree(oldOffset >>> clusterBits, oldClusters);
-    }
-
-    private void pendingFree(long firstCluster, long count) {
-        if (pendingFreeCount + 3 > pendingFrees.length) {
-            pendingFrees = Arrays.copyOf(pendingFrees, pendingFrees.length * 2);
-        }
-        pendingFrees[pendingFreeCount++] = firstCluster;
-        pendingFrees[pendingFreeCount++] = count;
-        pendingFrees[pendingFreeCount++] = 0;
+        refs.free(first, count, punch);
     }
 
     // ------------------------------------------------------------------ flush
@@ -938,11 +714,11 @@ public final class Qcow2Image {
      * data's flush is then done too).
      */
     boolean flushMetadata() {
-        boolean dirty = refCache.anyDirty() || reftableDirty || l2Cache.anyDirty() || l1Dirty || pendingFreeCount > 0;
+        boolean dirty = refs.dirty() || l2Cache.anyDirty() || l1Dirty || refs.pendingFrees() > 0;
         if (!dirty) {
             return false;
         }
-        refcountsDurable();
+        refs.makeDurable();
         if (l2Cache.anyDirty()) {
             l2Cache.writeDirty();
             sync();
@@ -951,68 +727,24 @@ public final class Qcow2Image {
             writeL1();
             sync();
         }
-        if (pendingFreeCount > 0) {
-            applyFrees();
+        if (refs.pendingFrees() > 0) {
+            refs.applyFrees();
         }
         return true;
     }
 
-    /** Refcount blocks, then the refcount table, on disk and flushed (what L2 and L1 writes depend on). */
-    private int refcountsDurable() {
-        if (refCache.anyDirty() || reftableDirty) {
-            refCache.writeDirty();
-            if (reftableDirty) {
-                writeReftable();
-                reftableDirty = false;
-            }
-            sync();
-        }
-        return 0;
-    }
-
-    private void applyFrees() {
-        int n = pendingFreeCount;
-        pendingFreeCount = 0;
-        for (int i = 0; i < n; i += 3) {
-            long first = pendingFrees[i];
-            long count = pendingFrees[i + 1];
-            boolean punch = pendingFrees[i + 2] != 0;
-            for (long c = first; c < first + count; c++) {
-                long rc = refcount(c);
-                if (rc == 0) {
-                    throw corruptNow("freeing host cluster " + c + " whose refcount is already 0");
-                }
-                setRefcount(c, rc - 1);
-                if (rc == 1) {
-                    freeHint = Math.min(freeHint, c);
-                    if (c <= Integer.MAX_VALUE) {
-                        l2Clusters.clear((int) c);
-                    }
-                    if (punch) {
-                        file.discardSync(c << clusterBits, clusterSize);
-                    }
-                }
-            }
-        }
-        refCache.writeDirty();
-        sync();
-    }
-
-    private void sync() {
+    void sync() {
         io(file.flushSync(), "flush the image file");
     }
 
     private void writeL1() {
-        checkMetadataWrite(l1Offset, (long) l1.length * 8, null);
+        checkMetadataWrite(MetadataLayout.Kind.L1, l1Offset, (long) l1.length * 8);
         writeTable(l1, l1Offset);
         l1Dirty = false;
     }
 
-    private void writeReftable() {
-        writeTable(reftable, reftableOffset);
-    }
-
-    private void writeTable(long[] table, long offset) {
+    /** Writes a table (L1 or refcount) as whole clusters, zero-padded. */
+    void writeTable(long[] table, long offset) {
         long bytes = Qcow2Header.ceilDiv((long) table.length * 8, clusterSize) * clusterSize;
         try (Arena temp = Arena.ofConfined()) {
             MemorySegment buf = temp.allocate(Math.max(bytes, clusterSize), 4096);
@@ -1023,12 +755,16 @@ public final class Qcow2Image {
         }
     }
 
-    private void writeHeaderField8(int at, long value) {
-        headerBlock.set(Qcow2Header.BE_LONG, at, value);
+    /** Points the header at a new refcount table, durably (the table is written and flushed already). */
+    void moveReftable(long offset, int clusters) {
+        headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_REFTABLE_OFFSET, offset);
+        headerBlock.set(Qcow2Header.BE_INT, Qcow2Header.OFF_REFTABLE_CLUSTERS, clusters);
+        writeHeader();
+        sync();
     }
 
     private void writeHeader() {
-        if (fixedRangeOverlap(0, headerBlock.byteSize(), true)) {
+        if (layout.overlapsFixed(0, headerBlock.byteSize(), true)) {
             throw corruptNow("header write would overlap a table");
         }
         io(file.writeSync(headerBlock, 0), "write the header");
@@ -1072,9 +808,9 @@ public final class Qcow2Image {
                 long need = Qcow2Header.ceilDiv(neededL1 * 8, clusterSize);
                 long[] grown = Arrays.copyOf(l1, (int) neededL1);
                 if (need > have) {
-                    long newOffset = allocate((int) need);
-                    refcountsDurable();
-                    checkMetadataWrite(newOffset, need * clusterSize, null);
+                    long newOffset = refs.allocate((int) need);
+                    refs.makeDurable();
+                    checkMetadataWrite(MetadataLayout.Kind.L1, newOffset, need * clusterSize);
                     writeTable(grown, newOffset);
                     sync();
                     long oldOffset = l1Offset;
@@ -1084,11 +820,13 @@ public final class Qcow2Image {
                     sync();
                     l1 = grown;
                     l1Offset = newOffset;
+                    layout.l1At(newOffset, grown.length);
                     if (have > 0) {
-                        pendingFree(oldOffset >>> clusterBits, have);
+                        refs.free(oldOffset >>> clusterBits, have, false);
                     }
                 } else {
                     l1 = grown;
+                    layout.l1At(l1Offset, grown.length);
                     writeL1();
                     sync();
                     headerBlock.set(Qcow2Header.BE_INT, Qcow2Header.OFF_L1_SIZE, (int) neededL1);
@@ -1111,47 +849,13 @@ public final class Qcow2Image {
 
     // ------------------------------------------------------------------ overlap checks
 
-    private boolean fixedMetadataOverlaps(long offset, long len) {
-        return fixedRangeOverlap(offset, len, false);
-    }
-
-    /** The header cluster, the L1 table, the refcount table (and, unless header, the snapshot table). */
-    private boolean fixedRangeOverlap(long offset, long len, boolean exceptHeader) {
-        if (!exceptHeader && Qcow2Header.rangesOverlap(offset, len, 0, clusterSize)) {
-            return true;
-        }
-        long l1Bytes = Qcow2Header.ceilDiv((long) (l1 == null ? header.l1Size() : l1.length) * 8, clusterSize) * clusterSize;
-        long reftableBytes = (long) (reftable == null ? header.refcountTableClusters() : reftableClusters) * clusterSize;
-        return Qcow2Header.rangesOverlap(offset, len, l1 == null ? header.l1TableOffset() : l1Offset, l1Bytes)
-                || Qcow2Header.rangesOverlap(offset, len, reftable == null ? header.refcountTableOffset() : reftableOffset, reftableBytes);
-    }
-
-    private boolean overlapsFixedOrRefblock(long offset, long len) {
-        return fixedMetadataOverlaps(offset, len) || anyBit(refblockClusters, offset, len);
-    }
-
-    /** True if [offset, offset+len) touches any metadata. */
-    boolean overlapsMetadata(long offset, long len) {
-        return fixedMetadataOverlaps(offset, len) || anyBit(l2Clusters, offset, len) || anyBit(refblockClusters, offset, len);
-    }
-
-    private boolean anyBit(BitSet set, long offset, long len) {
-        long first = offset >>> clusterBits;
-        long last = (offset + len - 1) >>> clusterBits;
-        if (first > Integer.MAX_VALUE) {
-            return false;
-        }
-        int next = set.nextSetBit((int) first);
-        return next >= 0 && next <= last;
-    }
-
     /**
      * A write into the host cluster an entry names: it must lie inside the image (or what this open
      * allocated), be counted, and not be metadata. A hostile entry pointing anywhere else is corruption.
      */
     private void checkInPlace(long host) {
         long c = host >>> clusterBits;
-        if (c >= Math.max(Qcow2Header.ceilDiv(file.size(), clusterSize), allocatedEnd) || refcount(c) == 0) {
+        if (c >= refs.end() || refs.refcount(c) == 0) {
             throw corruptNow("L2 entry points at host cluster 0x" + Long.toHexString(host) + ", outside the image or unallocated");
         }
         checkDataWrite(host, clusterSize);
@@ -1159,31 +863,20 @@ public final class Qcow2Image {
 
     /** A data write to host clusters: it must not touch metadata (overlap-check). */
     void checkDataWrite(long host, long len) {
-        if (options.overlapCheck() && overlapsMetadata(host, len)) {
+        if (options.overlapCheck() && layout.overlapsAny(host, len)) {
             throw corruptNow("data write to 0x" + Long.toHexString(host) + " would overwrite metadata");
         }
     }
 
-    /** A metadata write of kind set (l2Clusters, refblockClusters, or null for the L1 table). */
-    private void checkMetadataWrite(long offset, long len, BitSet kind) {
-        if (!options.overlapCheck()) {
-            return;
-        }
-        boolean bad;
-        if (kind == null) {
-            bad = Qcow2Header.rangesOverlap(offset, len, 0, clusterSize)
-                    || Qcow2Header.rangesOverlap(offset, len, reftableOffset, (long) reftableClusters * clusterSize)
-                    || anyBit(l2Clusters, offset, len) || anyBit(refblockClusters, offset, len);
-        } else {
-            bad = fixedMetadataOverlaps(offset, len) || anyBit(kind == l2Clusters ? refblockClusters : l2Clusters, offset, len);
-        }
-        if (bad) {
+    /** A metadata write of kind to [offset, offset+len): it must not land on other metadata. */
+    void checkMetadataWrite(MetadataLayout.Kind kind, long offset, long len) {
+        if (options.overlapCheck() && layout.conflicts(kind, offset, len)) {
             throw corruptNow("metadata write to 0x" + Long.toHexString(offset) + " would overwrite other metadata");
         }
     }
 
     /** The image contradicts itself: no more writes (the request fails with EIO); the corrupt bit is set. */
-    private Qcow2IoException corruptNow(String why) {
+    Qcow2IoException corruptNow(String why) {
         if (!corrupt && !readOnly && version >= 3) {
             corrupt = true;
             long features = headerBlock.get(Qcow2Header.BE_LONG, Qcow2Header.OFF_INCOMPATIBLE) | Qcow2Header.INCOMPAT_CORRUPT;
@@ -1226,6 +919,7 @@ public final class Qcow2Image {
             throw new Qcow2FormatException("image too large to repair");
         }
         counts = new int[(int) Math.max(fileClusters, 1)];
+        countedEnd = 0;
         count(0, clusterSize);
         count(l1Offset, (long) l1.length * 8);
         long[] holder = new long[1];
@@ -1247,58 +941,7 @@ public final class Qcow2Image {
                 }
             }
         }
-        // new refcount structures after the end of the file (and all it references): blocks, then the table
-        fileClusters = Math.max(fileClusters, countedEnd);
-        long area = fileClusters;
-        long blocks = 0;
-        long tableClusters = 1;
-        for (int iter = 0; iter < 64; iter++) {
-            long end = area + blocks + tableClusters;
-            long nb = Qcow2Header.ceilDiv(end, refblockEntries);
-            long tc = Qcow2Header.ceilDiv(nb * 8, clusterSize);
-            if (nb == blocks && tc == tableClusters) {
-                break;
-            }
-            blocks = nb;
-            tableClusters = tc;
-        }
-        if (tableClusters * clusterSize > Qcow2Header.MAX_REFTABLE_BYTES) {
-            throw new Qcow2FormatException("image too large to repair");
-        }
-        long end = area + blocks + tableClusters;
-        long[] table = new long[(int) (tableClusters * clusterSize / 8)];
-        refCache.clear();
-        try (Arena temp = Arena.ofConfined()) {
-            MemorySegment block = temp.allocate(clusterSize, 4096);
-            for (long b = 0; b < blocks; b++) {
-                block.fill((byte) 0);
-                for (long k = 0; k < refblockEntries; k++) {
-                    long c = b * refblockEntries + k;
-                    long value = c < countedEnd ? counts[(int) c] : (c >= area && c < end ? 1 : 0);
-                    if (value > 0) {
-                        refcounts.set(block, k, Math.min(value, refcounts.max == -1 ? value : refcounts.max));
-                    }
-                }
-                long offset = (area + b) << clusterBits;
-                table[(int) b] = offset;
-                io(file.writeSync(block, offset), "write a refcount block");
-            }
-        }
-        long tableOffset = (area + blocks) << clusterBits;
-        writeTable(table, tableOffset);
-        sync();
-        headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_REFTABLE_OFFSET, tableOffset);
-        headerBlock.set(Qcow2Header.BE_INT, Qcow2Header.OFF_REFTABLE_CLUSTERS, (int) tableClusters);
-        writeHeader();
-        sync();
-        reftable = table;
-        reftableOffset = tableOffset;
-        reftableClusters = (int) tableClusters;
-        refblockClusters.clear();
-        for (long b = 0; b < blocks; b++) {
-            refblockClusters.set((int) (area + b));
-        }
-        freeHint = 0;
+        refs.rebuild(counts, countedEnd);
         counts = null;
     }
 
@@ -1372,30 +1015,12 @@ public final class Qcow2Image {
 
         @Override
         public int beforeWrite() {
-            return refcountsDurable();
+            return refs.makeDurable();
         }
 
         @Override
         public int write(MemorySegment buf, long offset) {
-            checkMetadataWrite(offset, buf.byteSize(), l2Clusters);
-            return file.writeSync(buf, offset);
-        }
-    }
-
-    private final class RefblockBacking implements MetadataCache.Backing {
-        @Override
-        public int read(MemorySegment buf, long offset) {
-            return file.readSync(buf, offset);
-        }
-
-        @Override
-        public int beforeWrite() {
-            return 0;
-        }
-
-        @Override
-        public int write(MemorySegment buf, long offset) {
-            checkMetadataWrite(offset, buf.byteSize(), refblockClusters);
+            checkMetadataWrite(MetadataLayout.Kind.L2, offset, buf.byteSize());
             return file.writeSync(buf, offset);
         }
     }
