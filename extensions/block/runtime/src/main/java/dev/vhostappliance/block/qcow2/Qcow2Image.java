@@ -55,12 +55,8 @@ public final class Qcow2Image {
     private final long coffsetMask;
 
     private long size;
-    private long[] l1;
-    private long l1Offset;
-    private boolean l1Dirty;
 
-    private final MetadataCache l2Cache;
-    private final int l2SliceEntries;
+    private final ClusterMap map;
     private final MetadataLayout layout;
     private final RefcountTable refs;
 
@@ -102,7 +98,6 @@ public final class Qcow2Image {
         if (Long.bitCount(sliceSize) != 1 || sliceSize < 512 || sliceSize > clusterSize) {
             throw new Qcow2FormatException("l2-cache-entry-size must be a power of two between 512 and the cluster size");
         }
-        this.l2SliceEntries = (int) (sliceSize / entryBytes);
         long l2Bytes;
         long refBytes;
         long cover = Qcow2Header.ceilDiv(Qcow2Header.ceilDiv(size, clusterSize) * entryBytes, sliceSize) * sliceSize;
@@ -118,8 +113,8 @@ public final class Qcow2Image {
         }
         int l2Slots = (int) Math.max(2, Math.min(l2Bytes / sliceSize, 1 << 20));
         int refSlots = (int) Math.max(4, Math.min(refBytes / clusterSize, 1 << 16));
-        this.l2Cache = new MetadataCache(new L2Backing(), l2Slots, (int) sliceSize, arena);
         this.refs = new RefcountTable(this, layout, h, refSlots, arena);
+        this.map = new ClusterMap(this, layout, refs, h, sliceSize, l2Slots, arena);
     }
 
     /**
@@ -180,26 +175,9 @@ public final class Qcow2Image {
     }
 
     private void loadTables(long fileSize) throws Qcow2FormatException {
-        Qcow2Header h = header;
-        l1Offset = h.l1TableOffset();
-        l1 = readTable(l1Offset, h.l1Size());
-        layout.l1At(l1Offset, l1.length);
-        layout.reftableAt(h.refcountTableOffset(), h.refcountTableClusters());
-        for (int i = 0; i < l1.length; i++) {
-            long off = l1[i] & OFFSET_MASK;
-            if (off == 0) {
-                continue;
-            }
-            if ((l1[i] & ~(OFFSET_MASK | COPIED)) != 0 || off % clusterSize != 0 || off > fileSize - clusterSize
-                    || off >>> clusterBits > Integer.MAX_VALUE) {
-                throw new Qcow2FormatException("L1 entry " + i + " is invalid (0x" + Long.toHexString(l1[i]) + ")");
-            }
-            if (layout.overlapsFixed(off, clusterSize, false)) {
-                throw new Qcow2FormatException("L2 table of L1 entry " + i + " overlaps the header or a table");
-            }
-            layout.addL2(off);
-        }
-        refs.load(h, fileSize);
+        layout.reftableAt(header.refcountTableOffset(), header.refcountTableClusters());
+        map.load(header, fileSize);
+        refs.load(header, fileSize);
     }
 
     long[] readTable(long offset, int entries) throws Qcow2FormatException {
@@ -259,24 +237,8 @@ public final class Qcow2Image {
 
     // ------------------------------------------------------------------ lookups
 
-    /** The L2 entry (and, extended, its bitmap in bitmapOut[0]) of guest cluster gc; 0 when unallocated. */
     private long l2Entry(long gc, long[] bitmapOut) {
-        int l1Index = (int) (gc / l2Entries);
-        if (l1Index >= l1.length) {
-            throw new Qcow2IoException(-Errno.EIO, "guest cluster past the L1 table");
-        }
-        long l2Offset = l1[l1Index] & OFFSET_MASK;
-        if (l2Offset == 0) {
-            bitmapOut[0] = 0;
-            return 0;
-        }
-        int l2Index = (int) (gc % l2Entries);
-        int slot = l2Cache.get(l2Offset + (long) (l2Index / l2SliceEntries) * l2SliceEntries * entryBytes);
-        MemorySegment slice = l2Cache.buffer(slot);
-        long at = (long) (l2Index % l2SliceEntries) * entryBytes;
-        long entry = slice.get(Qcow2Header.BE_LONG, at);
-        bitmapOut[0] = extendedL2 ? slice.get(Qcow2Header.BE_LONG, at + 8) : 0;
-        return entry;
+        return map.entry(gc, bitmapOut);
     }
 
     private final long[] bitmapHolder = new long[1];
@@ -647,36 +609,9 @@ public final class Qcow2Image {
         }
     }
 
-    /** Sets guest cluster gc's L2 entry (and bitmap), allocating its L2 table if it has none. */
+    /** Sets guest cluster gc's L2 entry (and bitmap). */
     private void setEntry(long gc, long entry, long bitmap) {
-        int l1Index = (int) (gc / l2Entries);
-        long l2Offset = l1[l1Index] & OFFSET_MASK;
-        if (l2Offset == 0) {
-            if (entry == 0 && bitmap == 0) {
-                return; // already unallocated
-            }
-            l2Offset = refs.allocate(1);
-            if (layout.conflicts(MetadataLayout.Kind.L2, l2Offset, clusterSize)) {
-                throw corruptNow("new L2 table would overlap metadata");
-            }
-            layout.addL2(l2Offset);
-            for (long s = 0; s < clusterSize; s += (long) l2SliceEntries * entryBytes) {
-                l2Cache.create(l2Offset + s);
-            }
-            l1[l1Index] = l2Offset | COPIED;
-            l1Dirty = true;
-        } else if ((l1[l1Index] & COPIED) == 0) {
-            throw new Qcow2IoException(-Errno.EIO, "shared L2 table (internal snapshots) cannot be written");
-        }
-        int l2Index = (int) (gc % l2Entries);
-        int slot = l2Cache.get(l2Offset + (long) (l2Index / l2SliceEntries) * l2SliceEntries * entryBytes);
-        MemorySegment slice = l2Cache.buffer(slot);
-        long at = (long) (l2Index % l2SliceEntries) * entryBytes;
-        slice.set(Qcow2Header.BE_LONG, at, entry);
-        if (extendedL2) {
-            slice.set(Qcow2Header.BE_LONG, at + 8, bitmap);
-        }
-        l2Cache.markDirty(slot);
+        map.set(gc, entry, bitmap);
         if (entry == decompressedEntry) {
             decompressedEntry = -1;
         }
@@ -714,19 +649,12 @@ public final class Qcow2Image {
      * data's flush is then done too).
      */
     boolean flushMetadata() {
-        boolean dirty = refs.dirty() || l2Cache.anyDirty() || l1Dirty || refs.pendingFrees() > 0;
+        boolean dirty = refs.dirty() || map.dirty() || refs.pendingFrees() > 0;
         if (!dirty) {
             return false;
         }
         refs.makeDurable();
-        if (l2Cache.anyDirty()) {
-            l2Cache.writeDirty();
-            sync();
-        }
-        if (l1Dirty) {
-            writeL1();
-            sync();
-        }
+        map.writeBack();
         if (refs.pendingFrees() > 0) {
             refs.applyFrees();
         }
@@ -735,12 +663,6 @@ public final class Qcow2Image {
 
     void sync() {
         io(file.flushSync(), "flush the image file");
-    }
-
-    private void writeL1() {
-        checkMetadataWrite(MetadataLayout.Kind.L1, l1Offset, (long) l1.length * 8);
-        writeTable(l1, l1Offset);
-        l1Dirty = false;
     }
 
     /** Writes a table (L1 or refcount) as whole clusters, zero-padded. */
@@ -753,6 +675,14 @@ public final class Qcow2Image {
             }
             io(file.writeSync(buf.asSlice(0, Math.max(bytes, clusterSize)), offset), "write a table");
         }
+    }
+
+    /** Points the header at an L1 table of entries, durably (the table is written and flushed already). */
+    void moveL1(long offset, int entries) {
+        headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_L1_OFFSET, offset);
+        headerBlock.set(Qcow2Header.BE_INT, Qcow2Header.OFF_L1_SIZE, entries);
+        writeHeader();
+        sync();
     }
 
     /** Points the header at a new refcount table, durably (the table is written and flushed already). */
@@ -803,36 +733,8 @@ public final class Qcow2Image {
                 return -Errno.EFBIG;
             }
             flushMetadata();
-            if (neededL1 > l1.length) {
-                long have = Qcow2Header.ceilDiv((long) l1.length * 8, clusterSize);
-                long need = Qcow2Header.ceilDiv(neededL1 * 8, clusterSize);
-                long[] grown = Arrays.copyOf(l1, (int) neededL1);
-                if (need > have) {
-                    long newOffset = refs.allocate((int) need);
-                    refs.makeDurable();
-                    checkMetadataWrite(MetadataLayout.Kind.L1, newOffset, need * clusterSize);
-                    writeTable(grown, newOffset);
-                    sync();
-                    long oldOffset = l1Offset;
-                    headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_L1_OFFSET, newOffset);
-                    headerBlock.set(Qcow2Header.BE_INT, Qcow2Header.OFF_L1_SIZE, (int) neededL1);
-                    writeHeader();
-                    sync();
-                    l1 = grown;
-                    l1Offset = newOffset;
-                    layout.l1At(newOffset, grown.length);
-                    if (have > 0) {
-                        refs.free(oldOffset >>> clusterBits, have, false);
-                    }
-                } else {
-                    l1 = grown;
-                    layout.l1At(l1Offset, grown.length);
-                    writeL1();
-                    sync();
-                    headerBlock.set(Qcow2Header.BE_INT, Qcow2Header.OFF_L1_SIZE, (int) neededL1);
-                    writeHeader();
-                    sync();
-                }
+            if (neededL1 > map.l1Size()) {
+                map.growL1((int) neededL1);
             }
             headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_SIZE, newSize);
             writeHeader();
@@ -921,10 +823,10 @@ public final class Qcow2Image {
         counts = new int[(int) Math.max(fileClusters, 1)];
         countedEnd = 0;
         count(0, clusterSize);
-        count(l1Offset, (long) l1.length * 8);
+        count(map.l1Offset(), (long) map.l1Size() * 8);
         long[] holder = new long[1];
-        for (int i = 0; i < l1.length; i++) {
-            long l2 = l1[i] & OFFSET_MASK;
+        for (int i = 0; i < map.l1Size(); i++) {
+            long l2 = map.l2Table(i);
             if (l2 == 0) {
                 continue;
             }
@@ -973,16 +875,12 @@ public final class Qcow2Image {
     public int flush() {
         lock.lock();
         try {
-            return flushMetadata() ? 0 : io0(file.flushSync());
+            return flushMetadata() ? 0 : file.flushSync();
         } catch (Qcow2IoException e) {
             return failed(e);
         } finally {
             lock.unlock();
         }
-    }
-
-    private static int io0(int rc) {
-        return rc;
     }
 
     public void close() {
@@ -1005,23 +903,4 @@ public final class Qcow2Image {
         arena.close();
     }
 
-    // ------------------------------------------------------------------ cache backings
-
-    private final class L2Backing implements MetadataCache.Backing {
-        @Override
-        public int read(MemorySegment buf, long offset) {
-            return file.readSync(buf, offset);
-        }
-
-        @Override
-        public int beforeWrite() {
-            return refs.makeDurable();
-        }
-
-        @Override
-        public int write(MemorySegment buf, long offset) {
-            checkMetadataWrite(MetadataLayout.Kind.L2, offset, buf.byteSize());
-            return file.writeSync(buf, offset);
-        }
-    }
 }
