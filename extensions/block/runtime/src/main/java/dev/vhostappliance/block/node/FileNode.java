@@ -242,10 +242,22 @@ public final class FileNode implements BlockNode {
 
     @Override
     public int readSync(MemorySegment buf, long offset) {
+        return transferSync(buf, offset, false);
+    }
+
+    @Override
+    public int writeSync(MemorySegment buf, long offset) {
+        return readOnly ? -Errno.EPERM : transferSync(buf, offset, true);
+    }
+
+    /** pread/pwrite the whole buffer: EINTR retried; past the end a read gets zeroes, a write ENOSPC. */
+    private int transferSync(MemorySegment buf, long offset, boolean write) {
         long done = 0;
         long length = buf.byteSize();
         while (done < length) {
-            long n = LibC.rawPread(fd, buf.asSlice(done), length - done, offset + done);
+            MemorySegment rest = buf.asSlice(done);
+            long n = write ? LibC.rawPwrite(fd, rest, length - done, offset + done)
+                    : LibC.rawPread(fd, rest, length - done, offset + done);
             if (n == -Errno.EINTR) {
                 continue;
             }
@@ -253,32 +265,15 @@ public final class FileNode implements BlockNode {
                 return (int) n;
             }
             if (n == 0) {
-                buf.asSlice(done).fill((byte) 0); // past the end of the file
+                if (write) {
+                    return -Errno.ENOSPC;
+                }
+                rest.fill((byte) 0); // past the end of the file
                 return 0;
             }
             done += n;
         }
-        return 0;
-    }
-
-    @Override
-    public int writeSync(MemorySegment buf, long offset) {
-        if (readOnly) {
-            return -Errno.EPERM;
-        }
-        long done = 0;
-        long length = buf.byteSize();
-        while (done < length) {
-            long n = LibC.rawPwrite(fd, buf.asSlice(done), length - done, offset + done);
-            if (n == -Errno.EINTR) {
-                continue;
-            }
-            if (n <= 0) {
-                return n == 0 ? -Errno.ENOSPC : (int) n;
-            }
-            done += n;
-        }
-        if (offset + length > size) {
+        if (write && offset + length > size) {
             size = offset + length;
         }
         return 0;

@@ -21,21 +21,10 @@ final class Iovecs {
 
     /** Zeroes len bytes of the transfer at pos. */
     static void zero(MemorySegment iov, int count, long pos, long len) {
-        long skip = pos;
-        for (int i = 0; i < count && len > 0; i++) {
-            long base = iov.get(ValueLayout.JAVA_LONG, 16L * i);
-            long size = iov.get(ValueLayout.JAVA_LONG, 16L * i + 8);
-            if (skip >= size) {
-                skip -= size;
-                continue;
-            }
-            long n = Math.min(size - skip, len);
-            NativeMemory.zero(base + skip, n);
-            len -= n;
-            skip = 0;
-        }
+        copy(iov, count, pos, null, 0, len, true);
     }
 
+    /** buf null: zeroes. */
     private static void copy(MemorySegment iov, int count, long pos, MemorySegment buf, long bufOffset, long len, boolean in) {
         long skip = pos;
         for (int i = 0; i < count && len > 0; i++) {
@@ -46,7 +35,9 @@ final class Iovecs {
                 continue;
             }
             long n = Math.min(size - skip, len);
-            if (in) {
+            if (buf == null) {
+                NativeMemory.zero(base + skip, n);
+            } else if (in) {
                 MemorySegment.copy(buf, bufOffset, NativeMemory.ALL, base + skip, n);
             } else {
                 MemorySegment.copy(NativeMemory.ALL, base + skip, buf, bufOffset, n);

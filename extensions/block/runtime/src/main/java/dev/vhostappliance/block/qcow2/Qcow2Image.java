@@ -293,44 +293,40 @@ public final class Qcow2Image {
 
     /** Reads [offset, offset+length) of the guest disk into the transfer's iovecs; 0 or -errno. */
     int read(MemorySegment iov, int iovCount, long offset, long length) {
+        return read(offset, length, iov, iovCount, null);
+    }
+
+    /** Reads into buf (any length) at guest offset: a backing file's read for the image above. */
+    int readSync(MemorySegment buf, long offset) {
+        return read(offset, buf.byteSize(), null, 0, buf);
+    }
+
+    /**
+     * Reads cluster by cluster into the iovecs, or into buf when it is given; past the virtual size reads
+     * zeroes (a backing file shorter than its overlay).
+     */
+    private int read(long offset, long length, MemorySegment iov, int iovCount, MemorySegment buf) {
         lock.lock();
         try {
             long pos = 0;
             while (pos < length) {
                 long at = offset + pos;
                 int n = (int) Math.min(length - pos, clusterSize - (at & (clusterSize - 1)));
-                if (readsAsZeroes(at >>> clusterBits)) {
-                    Iovecs.zero(iov, iovCount, pos, n); // straight into the guest's buffers
+                if (at >= size || readsAsZeroes(at >>> clusterBits)) {
+                    if (buf == null) {
+                        Iovecs.zero(iov, iovCount, pos, n); // straight into the guest's buffers
+                    } else {
+                        buf.asSlice(pos, n).fill((byte) 0);
+                    }
                 } else {
                     MemorySegment piece = scratch.asSlice(0, n);
                     readGuest(at, piece);
-                    Iovecs.copyIn(iov, iovCount, pos, piece, 0, n);
+                    if (buf == null) {
+                        Iovecs.copyIn(iov, iovCount, pos, piece, 0, n);
+                    } else {
+                        MemorySegment.copy(piece, 0, buf, pos, n);
+                    }
                 }
-                pos += n;
-            }
-            return 0;
-        } catch (Qcow2IoException e) {
-            return failed(e);
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /** Reads into buf (any length) at guest offset: a backing file's read for the image above. */
-    int readSync(MemorySegment buf, long offset) {
-        lock.lock();
-        try {
-            long pos = 0;
-            long length = buf.byteSize();
-            while (pos < length) {
-                long at = offset + pos;
-                if (at >= size) {
-                    buf.asSlice(pos).fill((byte) 0);
-                    break;
-                }
-                int n = (int) Math.min(Math.min(length - pos, size - at), clusterSize - (at & (clusterSize - 1)));
-                readGuest(at, scratch.asSlice(0, n));
-                MemorySegment.copy(scratch, 0, buf, pos, n);
                 pos += n;
             }
             return 0;

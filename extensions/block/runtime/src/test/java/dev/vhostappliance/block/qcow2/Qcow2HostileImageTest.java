@@ -6,9 +6,7 @@ import static dev.vhostappliance.block.qcow2.QemuTools.qemuIo;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.vhostappliance.block.graph.BlockGraph;
 import dev.vhostappliance.block.graph.OptionException;
 import dev.vhostappliance.block.node.BlockNode;
 import dev.vhostappliance.libc.Errno;
@@ -17,10 +15,7 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -28,22 +23,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  * Images qemu-img made, then damaged the way a hostile or broken image is: refused at open with one
  * sentence, or answered with I/O errors; never a crash, and never a write outside the image.
  */
-class Qcow2HostileImageTest {
-    @TempDir
-    Path dir;
-
-    private final BlockGraph graph = new BlockGraph();
-
-    @BeforeAll
-    static void qemuTools() {
-        assumeTrue(QemuTools.available(), "qemu-img and qemu-io are needed");
-    }
-
-    @AfterEach
-    void close() {
-        graph.close();
-    }
-
+class Qcow2HostileImageTest extends QemuRefereeTest {
     /** A v3 image with 64 KiB clusters, data in its first and a compressed cluster; its layout is qemu-img's. */
     private Path image() {
         Path img = dir.resolve("victim.qcow2");

@@ -11,9 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.vhostappliance.block.graph.BlockGraph;
 import dev.vhostappliance.block.graph.OptionException;
 import dev.vhostappliance.block.node.BlockNode;
 import java.nio.file.Files;
@@ -21,10 +19,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -33,23 +28,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * qemu wrote reads back through the node, what the node wrote reads back through qemu-img, and qemu-img
  * check finds no error and no leak, for every layout the format has.
  */
-class Qcow2NodeTest {
+class Qcow2NodeTest extends QemuRefereeTest {
     private static final long SIZE = 64L << 20;
-
-    @TempDir
-    Path dir;
-
-    private final BlockGraph graph = new BlockGraph();
-
-    @BeforeAll
-    static void qemuTools() {
-        assumeTrue(QemuTools.available(), "qemu-img and qemu-io are needed");
-    }
-
-    @AfterEach
-    void close() {
-        graph.close();
-    }
 
     /** Layouts: version, cluster size, refcount width, extended L2 entries. */
     static Stream<String> layouts() {
