@@ -44,6 +44,7 @@ public final class QmpMonitor implements AutoCloseable {
     private final Set<Client> clients = ConcurrentHashMap.newKeySet();
     private final Object commandLock = new Object();
     private final Runnable quit;
+    private final java.util.concurrent.atomic.AtomicBoolean quitAfterReply = new java.util.concurrent.atomic.AtomicBoolean();
     private ServerSocketChannel server;
     private Path socketPath;
     private volatile boolean closed;
@@ -60,7 +61,7 @@ public final class QmpMonitor implements AutoCloseable {
             return list;
         });
         register("quit", a -> {
-            Thread.ofVirtual().start(this.quit); // answer first, then end
+            quitAfterReply.set(true); // answer first (the client must read it before the socket closes), then end
             return NODES.objectNode();
         });
     }
@@ -253,6 +254,9 @@ public final class QmpMonitor implements AutoCloseable {
                     ObjectNode resp = handle(text, mode);
                     commandMode = mode[0];
                     send(resp);
+                    if (quitAfterReply.compareAndSet(true, false)) {
+                        Thread.ofVirtual().start(quit);
+                    }
                 }
             } catch (IOException e) {
                 LOG.debugf("QMP client gone: %s", e.getMessage());
