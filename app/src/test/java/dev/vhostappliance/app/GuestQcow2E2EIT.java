@@ -113,6 +113,47 @@ class GuestQcow2E2EIT {
         checkAfterRun(out, img);
     }
 
+    /**
+     * Images qemu-img made in other layouts, filled by qemu-io (or compressed by qemu-img convert -c): the
+     * guest reads the whole disk through a read-only export and its checksum is qemu's view of the image.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"compat=0.10,cluster_size=512",
+            "cluster_size=2097152,refcount_bits=64", "cluster_size=65536,extended_l2=on", "zstd", "zlib"})
+    void theGuestReadsImagesQemuMadeInOtherLayouts(String layout) throws Exception {
+        Path img = dir.resolve("made.qcow2");
+        long size = 32L << 20;
+        if (layout.equals("zstd") || layout.equals("zlib")) {
+            Path raw = dir.resolve("plain.raw");
+            run("qemu-img", "create", "-q", "-f", "raw", raw.toString(), Long.toString(size));
+            run("qemu-io", "-f", "raw", "-c", "write -P 0x5a 0 4M", "-c", "write -P 0x33 9M 3M", "-c", "write -P 0x71 31M 1M",
+                    raw.toString());
+            run("qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=" + layout, raw.toString(), img.toString());
+        } else {
+            run("qemu-img", "create", "-q", "-f", "qcow2", "-o", layout, img.toString(), Long.toString(size));
+            run("qemu-io", "-c", "write -P 0x5a 0 4M", "-c", "write -P 0x33 9437696 3M", "-c", "write -z 10M 64k",
+                    "-c", "write -P 0x71 31M 1M", img.toString());
+        }
+        Path raw = dir.resolve("view.raw");
+        run("qemu-img", "convert", "-O", "raw", img.toString(), raw.toString());
+        String expected = md5(raw);
+        Path sock = dir.resolve("ro.sock");
+        Path log = dir.resolve("ro.log");
+        Process appliance = Appliance.start(Appliance.command(null, "block", "--socket-path=" + sock, "--blk-file=" + img,
+                "--format=qcow2", "--read-only"), log);
+        try {
+            assertTrue(Appliance.awaitFile(sock, 30_000), Files.readString(log));
+            Process guest = Guest.start(dir, String.join("\n",
+                    "i=0; while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done",
+                    "echo \"SUM $(md5sum < /dev/vda | cut -d' ' -f1)\"", ""), 1, dir.resolve("results.log"), 200,
+                    List.of("-chardev", "socket,id=vblk0,path=" + sock, "-device", "vhost-user-blk-pci,chardev=vblk0"));
+            String out = Guest.finish(guest, dir, 220);
+            assertTrue(out.contains("SUM " + expected), layout + ": the guest reads what qemu reads (" + expected + "):\n" + out);
+        } finally {
+            appliance.destroyForcibly();
+        }
+    }
+
     @Test
     void qcow2OverlayOnARawBaseThroughTheStorageDaemonCommandLine() throws Exception {
         Path base = dir.resolve("base.raw");
