@@ -4,6 +4,9 @@ import dev.vhostappliance.block.io.IoEngineKind;
 import dev.vhostappliance.block.node.BlockNode;
 import dev.vhostappliance.block.node.FileNode;
 import dev.vhostappliance.block.node.NullNode;
+import dev.vhostappliance.block.qcow2.Qcow2Image;
+import dev.vhostappliance.block.qcow2.Qcow2Node;
+import dev.vhostappliance.block.qcow2.Qcow2Options;
 import dev.vhostappliance.block.request.VirtioBlk;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -44,12 +47,24 @@ class BlockAllocationTest {
                 .mapToLong(t -> Math.max(0, mx.getThreadAllocatedBytes(t.threadId()))).sum();
     }
 
-    /** null-co, and a file through each engine (Linux AIO with O_DIRECT, as it requires). */
+    /**
+     * null-co, a file through each engine (Linux AIO with O_DIRECT, as it requires), and a qcow2 image with
+     * its clusters allocated (metadata lookups on the request path, then the file's engine).
+     */
     @ParameterizedTest
-    @ValueSource(strings = {"null-co", "io_uring", "io_uring direct", "threads", "native direct"})
+    @ValueSource(strings = {"null-co", "io_uring", "io_uring direct", "threads", "native direct", "qcow2"})
     void noAllocationPerRequest(String nodeType) throws Exception {
         BlockNode node;
-        if (!nodeType.equals("null-co")) {
+        BlockNode under = null;
+        if (nodeType.equals("qcow2")) {
+            org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.isExecutable(Path.of("/usr/bin/qemu-img")));
+            Path img = dir.resolve("a.qcow2");
+            Process p = new ProcessBuilder("qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata",
+                    img.toString(), Long.toString(8 * MIB)).inheritIO().start();
+            assertEquals(0, p.waitFor());
+            under = FileNode.open("f", img, FileNode.Options.defaults(false));
+            node = new Qcow2Node(Qcow2Image.open("q", under, Qcow2Options.defaults(false)));
+        } else if (!nodeType.equals("null-co")) {
             Path img = dir.resolve("a.img");
             try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
                 f.setLength(8 * MIB);
@@ -113,6 +128,9 @@ class BlockAllocationTest {
             assertEquals(0, ram.read(status, 1)[0], "requests succeeded");
         } finally {
             node.close();
+            if (under != null) {
+                under.close();
+            }
         }
     }
 }
