@@ -80,6 +80,28 @@ class Qcow2NodeTest extends QemuRefereeTest {
         assertArrayEquals(mirror, guestView(img, dir), "qemu reads what the node wrote: " + layout);
     }
 
+    /** O_DIRECT under the format: metadata, copy-on-write and slow-path transfers all stay aligned. */
+    @ParameterizedTest
+    @MethodSource("directLayouts")
+    void withCacheDirectEveryPathStaysAligned(String layout) throws Exception {
+        Path img = qemuFilledImage(layout);
+        byte[] mirror = guestView(img, dir);
+        BlockNode node = graph.add(new dev.vhostappliance.block.graph.OptionReader(QemuTools.tree("node-name", "d",
+                "driver", "qcow2", "discard", "unmap", "file", QemuTools.tree("driver", "file", "filename", img.toString(),
+                        "cache", QemuTools.tree("direct", true)))));
+        assertEquals(512, node.memoryAlignment());
+        assertArrayEquals(mirror, readAll(node));
+        randomWorkload(node, mirror, new Random(8), 200);
+        graph.close();
+        checkClean(img);
+        assertArrayEquals(mirror, guestView(img, dir), layout);
+    }
+
+    static Stream<String> directLayouts() {
+        return Stream.of("compat=1.1,cluster_size=65536", "compat=1.1,cluster_size=512,refcount_bits=1",
+                "compat=1.1,cluster_size=65536,extended_l2=on");
+    }
+
     @Test
     void aChainOfRawBaseAndOverlaysOfOtherClusterSizesReadsAndWritesThrough() throws Exception {
         Path base = dir.resolve("base.raw");
