@@ -7,6 +7,7 @@ import dev.vhostappliance.block.node.NullNode;
 import dev.vhostappliance.block.node.RawNode;
 import dev.vhostappliance.cli.StartupException;
 import dev.vhostappliance.block.qcow2.Qcow2FormatException;
+import dev.vhostappliance.block.qcow2.Qcow2Header;
 import dev.vhostappliance.block.qcow2.Qcow2Image;
 import dev.vhostappliance.block.qcow2.Qcow2Node;
 import dev.vhostappliance.block.qcow2.Qcow2Options;
@@ -257,10 +258,7 @@ public final class BlockGraph {
         Qcow2Node node = new Qcow2Node(image);
         try {
             if (backing != null) {
-                if (backing == node || reaches(backing, node)) {
-                    throw new OptionException("Backing chain of node '" + name + "' loops");
-                }
-                image.setBacking(backing);
+                image.setBacking(backing); // an existing node: it cannot read through this new one
             } else if (!backingGiven && image.backingFile() != null) {
                 Set<Path> chain = new HashSet<>();
                 chain.add(realPath(file));
@@ -319,17 +317,19 @@ public final class BlockGraph {
 
     /** Opens the backing file image names (relative to the directory of its file), read-only, and its own chain. */
     private BlockNode openBackingChain(Qcow2Image image, BlockNode imageFile, Set<Path> chain) throws OptionException {
-        if (!(imageFile instanceof FileNode f) || f.path() == null) {
+        if (!(imageFile instanceof FileNode f)) {
             throw new OptionException("Cannot open the backing file of node '" + image.name()
                     + "': its file is not a file; give backing=NODE");
         }
         Path path = f.path().toAbsolutePath().getParent().resolve(image.backingFile());
+        Path real;
         try {
-            if (chain.contains(path.toRealPath())) {
-                throw new OptionException("Backing chain of node '" + image.name() + "' loops back to " + path.toRealPath());
-            }
+            real = path.toRealPath();
         } catch (IOException e) {
             throw new OptionException("Could not open backing file of node '" + image.name() + "': " + path + ": " + e.getMessage());
+        }
+        if (!chain.add(real)) {
+            throw new OptionException("Backing chain of node '" + image.name() + "' loops back to " + real);
         }
         FileNode backingFile;
         try {
@@ -337,11 +337,6 @@ public final class BlockGraph {
                     .withAio(f.engineKind()).withDirect(f.memoryAlignment() > 1));
         } catch (StartupException e) {
             throw new OptionException("Could not open backing file of node '" + image.name() + "': " + e.getMessage());
-        }
-        Path real = realPath(backingFile);
-        if (!chain.add(real)) {
-            backingFile.close();
-            throw new OptionException("Backing chain of node '" + image.name() + "' loops back to " + real);
         }
         nodes.put(backingFile.name(), backingFile);
         String format = image.backingFormat() != null ? image.backingFormat() : probe(backingFile);
@@ -364,7 +359,7 @@ public final class BlockGraph {
     }
 
     private static Path realPath(BlockNode file) {
-        if (file instanceof FileNode f && f.path() != null) {
+        if (file instanceof FileNode f) {
             try {
                 return f.path().toRealPath();
             } catch (IOException e) {
@@ -378,8 +373,7 @@ public final class BlockGraph {
     private static String probe(BlockNode file) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment head = arena.allocate(512, 4096);
-            if (file.readSync(head, 0) == 0 && head.get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED
-                    .withOrder(java.nio.ByteOrder.BIG_ENDIAN), 0) == 0x514649fb) {
+            if (file.readSync(head, 0) == 0 && Qcow2Header.hasMagic(head)) {
                 return "qcow2";
             }
         }

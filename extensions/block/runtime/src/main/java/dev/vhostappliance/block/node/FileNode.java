@@ -32,10 +32,11 @@ public final class FileNode implements BlockNode {
 
     private final boolean direct;
     private final IoEngineKind engine;
-    private Path path;
+    private final Path path;
 
-    private FileNode(String name, int fd, boolean readOnly, boolean unmapOnDiscard, boolean noFlush, long size,
+    private FileNode(String name, Path path, int fd, boolean readOnly, boolean unmapOnDiscard, boolean noFlush, long size,
             boolean direct, IoEngineKind engine) {
+        this.path = path;
         this.direct = direct;
         this.engine = engine;
         this.name = name;
@@ -87,9 +88,7 @@ public final class FileNode implements BlockNode {
                 lock(fd, readOnly, path);
             }
             long size = LibC.size(fd);
-            FileNode node = new FileNode(name, fd, readOnly, o.unmapOnDiscard(), o.noFlush(), size, o.direct(), o.aio());
-            node.path = path;
-            return node;
+            return new FileNode(name, path, fd, readOnly, o.unmapOnDiscard(), o.noFlush(), size, o.direct(), o.aio());
         } catch (StartupException e) {
             LibC.close(fd);
             throw e;

@@ -26,11 +26,6 @@ public final class RawNode implements BlockNode {
         this.readOnly = readOnly || under.readOnly();
     }
 
-    /** The node this one reads through. */
-    public BlockNode under() {
-        return under;
-    }
-
     @Override
     public java.util.List<BlockNode> children() {
         return java.util.List.of(under);

@@ -101,6 +101,24 @@ public record Qcow2Header(
         return clusterSize() / l2EntryBytes();
     }
 
+    /** True if start (the image's first bytes) begins with the qcow2 magic. */
+    public static boolean hasMagic(MemorySegment start) {
+        return start.byteSize() >= 4 && start.get(BE_INT, 0) == MAGIC;
+    }
+
+    /** The cluster bits of the image whose first 24 bytes or more start holds: qcow2 magic, 512 B to 2 MiB clusters. */
+    static int clusterBits(MemorySegment start) throws Qcow2FormatException {
+        if (!hasMagic(start)) {
+            throw new Qcow2FormatException("image is not in qcow2 format");
+        }
+        int clusterBits = start.get(BE_INT, 20);
+        if (clusterBits < MIN_CLUSTER_BITS || clusterBits > MAX_CLUSTER_BITS) {
+            throw new Qcow2FormatException("unsupported cluster size: 2^" + Integer.toUnsignedString(clusterBits)
+                    + " (512 B to 2 MiB are)");
+        }
+        return clusterBits;
+    }
+
     /**
      * Parses the header at the start of first (the image's first cluster, or as much of it as the file has),
      * checked against an image file of fileSize bytes.
@@ -109,20 +127,13 @@ public record Qcow2Header(
         if (first.byteSize() < 72) {
             throw new Qcow2FormatException("image is too small for a qcow2 header");
         }
-        if (first.get(BE_INT, 0) != MAGIC) {
-            throw new Qcow2FormatException("image is not in qcow2 format");
-        }
+        int clusterBits = clusterBits(first);
         int version = first.get(BE_INT, 4);
         if (version != 2 && version != 3) {
             throw new Qcow2FormatException("unsupported qcow2 version " + Integer.toUnsignedString(version));
         }
         long backingOffset = first.get(BE_LONG, 8);
         int backingSize = first.get(BE_INT, 16);
-        int clusterBits = first.get(BE_INT, 20);
-        if (clusterBits < MIN_CLUSTER_BITS || clusterBits > MAX_CLUSTER_BITS) {
-            throw new Qcow2FormatException("unsupported cluster size: 2^" + Integer.toUnsignedString(clusterBits)
-                    + " (512 B to 2 MiB are)");
-        }
         long clusterSize = 1L << clusterBits;
         long size = first.get(BE_LONG, 24);
         int cryptMethod = first.get(BE_INT, 32);

@@ -17,7 +17,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * that needs them (the L2 cache's ordering hook);</li>
  * <li>L2 tables are flushed before the L1 entries that point at new ones are written;</li>
  * <li>clusters given up (discard, a rewritten compressed cluster, a moved table) lose their refcount only
- * after the entries that used them are on disk: they wait in {@link #pendingFrees} until the next flush.</li>
+ * after the entries that used them are on disk: they wait in {@link RefcountTable#free} until the next flush.</li>
  * </ol>
  * A crash can leak clusters, never corrupt. Every host offset an entry names is checked before use and every
  * write is checked against the metadata it could overwrite. One lock serialises metadata work (the queue
@@ -30,6 +30,8 @@ public final class Qcow2Image {
     static final long ZERO = 1L;
     static final long ALL_ALLOCATED = 0xffffffffL;
     static final long ALL_ZERO = 0xffffffffL << 32;
+    /** Bits of a standard L2 entry that must be 0 (1-8, 56-61). */
+    private static final long RESERVED = 0x3f000000000001feL;
     private static final long DEFAULT_L2_CACHE_MAX = 32L << 20;
     /** Clusters given up that wait for a flush before they are freed; more start a flush. */
     private static final int PENDING_FREE_LIMIT = 8192;
@@ -39,7 +41,7 @@ public final class Qcow2Image {
     private final String name;
     private final BlockNode file;
     private final Qcow2Options options;
-    private Qcow2Header header;
+    private final Qcow2Header header;
     private final boolean readOnly;
     private BlockNode backing;
 
@@ -127,14 +129,7 @@ public final class Qcow2Image {
         try (Arena temp = Arena.ofConfined()) {
             MemorySegment probe = temp.allocate(512, 4096);
             check(file.readSync(probe, 0), "cannot read the header");
-            if (probe.get(Qcow2Header.BE_INT, 0) != Qcow2Header.MAGIC) {
-                throw new Qcow2FormatException("image is not in qcow2 format");
-            }
-            int bits = probe.get(Qcow2Header.BE_INT, 20);
-            if (bits < Qcow2Header.MIN_CLUSTER_BITS || bits > Qcow2Header.MAX_CLUSTER_BITS) {
-                throw new Qcow2FormatException("unsupported cluster size: 2^" + Integer.toUnsignedString(bits) + " (512 B to 2 MiB are)");
-            }
-            MemorySegment first = temp.allocate(1L << bits, 4096);
+            MemorySegment first = temp.allocate(1L << Qcow2Header.clusterBits(probe), 4096);
             check(file.readSync(first, 0), "cannot read the header");
             Qcow2Header h = Qcow2Header.parse(first.asSlice(0, Math.min(first.byteSize(), Math.max(fileSize, 72))), fileSize);
             boolean readOnly = o.readOnly() || file.readOnly();
@@ -218,10 +213,6 @@ public final class Qcow2Image {
         return backing;
     }
 
-    public Qcow2Header header() {
-        return header;
-    }
-
     /** The backing file the header names (or null), and its format (or null: probe). */
     public String backingFile() {
         return header.backingFile();
@@ -237,10 +228,6 @@ public final class Qcow2Image {
 
     // ------------------------------------------------------------------ lookups
 
-    private long l2Entry(long gc, long[] bitmapOut) {
-        return map.entry(gc, bitmapOut);
-    }
-
     private final long[] bitmapHolder = new long[1];
 
     /**
@@ -255,15 +242,15 @@ public final class Qcow2Image {
         long last = (offset + length - 1) >>> clusterBits;
         long expect = -1;
         for (long gc = first; gc <= last; gc++) {
-            long entry = l2Entry(gc, bitmapHolder);
+            long entry = map.entry(gc, bitmapHolder);
             long host = entry & OFFSET_MASK;
             if (host == 0 || (entry & COMPRESSED) != 0 || (write && (entry & COPIED) == 0) || (entry & ~(OFFSET_MASK | COPIED)) != 0) {
                 return -1; // unallocated, compressed, shared, zero, or malformed: the slow path sorts it out
             }
             if (extendedL2) {
-                long from = gc == first ? (offset & (clusterSize - 1)) / subclusterSize : 0;
-                long to = gc == last ? ((offset + length - 1) & (clusterSize - 1)) / subclusterSize : 31;
-                long want = ((1L << (to - from + 1)) - 1) << from;
+                int from = gc == first ? (int) (offset & (clusterSize - 1)) / subclusterSize : 0;
+                int to = gc == last ? (int) ((offset + length - 1) & (clusterSize - 1)) / subclusterSize : 31;
+                long want = subclusters(from, to);
                 if ((bitmapHolder[0] & want) != want) {
                     return -1;
                 }
@@ -344,7 +331,7 @@ public final class Qcow2Image {
     private void readGuest(long offset, MemorySegment dst) {
         long gc = offset >>> clusterBits;
         int in = (int) (offset & (clusterSize - 1));
-        long entry = l2Entry(gc, bitmapHolder);
+        long entry = map.entry(gc, bitmapHolder);
         long bitmap = bitmapHolder[0];
         if ((entry & COMPRESSED) != 0) {
             MemorySegment data = decompress(entry);
@@ -389,7 +376,7 @@ public final class Qcow2Image {
 
     /** True if all of guest cluster gc reads as zeroes without I/O (unallocated without a backing file, or zero). */
     private boolean readsAsZeroes(long gc) {
-        long entry = l2Entry(gc, bitmapHolder);
+        long entry = map.entry(gc, bitmapHolder);
         if ((entry & COMPRESSED) != 0) {
             return false;
         }
@@ -397,7 +384,7 @@ public final class Qcow2Image {
             long bitmap = bitmapHolder[0];
             return (bitmap >>> 32) == 0xffffffffL || (backing == null && (bitmap & ALL_ALLOCATED) == 0);
         }
-        return (version >= 3 && (entry & ZERO) != 0 && (entry & 0x3f000000000001feL) == 0)
+        return (version >= 3 && (entry & ZERO) != 0 && (entry & RESERVED) == 0)
                 || (entry == 0 && backing == null);
     }
 
@@ -412,7 +399,7 @@ public final class Qcow2Image {
     /** The host cluster a standard entry names (0 if none), checked. */
     private long checkedHost(long entry) {
         long host = entry & OFFSET_MASK;
-        if ((entry & COMPRESSED) == 0 && (host % clusterSize != 0 || (entry & 0x3f000000000001feL) != 0
+        if ((entry & COMPRESSED) == 0 && (host % clusterSize != 0 || (entry & RESERVED) != 0
                 || (extendedL2 && (entry & ZERO) != 0))) {
             throw corruptNow("L2 entry 0x" + Long.toHexString(entry) + " is invalid");
         }
@@ -431,16 +418,25 @@ public final class Qcow2Image {
         }
     }
 
+    /** Where a compressed entry's data starts in the file (usually not aligned). */
+    private long compressedOffset(long entry) {
+        return entry & coffsetMask;
+    }
+
+    /** Bytes a compressed entry's data may take: its 512-byte sectors from its offset's sector on, less the start. */
+    private long compressedBytes(long entry) {
+        return (((entry >>> csizeShift) & csizeMask) + 1) * 512 - (compressedOffset(entry) & 511);
+    }
+
     /** The cluster a compressed entry holds, decompressed (the last one is kept). */
     private MemorySegment decompress(long entry) {
         if (entry == decompressedEntry) {
             return decompressed;
         }
-        long coffset = entry & coffsetMask;
-        long sectors = ((entry >>> csizeShift) & csizeMask) + 1;
+        long coffset = compressedOffset(entry);
         long start = coffset & ~511L;
-        long bytes = sectors * 512;
-        if (coffset == 0 || start + bytes > Math.max(file.size(), 0) + 512 || bytes > compressedBuffer.byteSize()) {
+        long bytes = (coffset & 511) + compressedBytes(entry);
+        if (coffset == 0 || start + bytes > file.size() + 512 || bytes > compressedBuffer.byteSize()) {
             throw corruptNow("compressed cluster at 0x" + Long.toHexString(coffset) + " lies outside the image");
         }
         MemorySegment raw = compressedBuffer.asSlice(0, bytes);
@@ -502,7 +498,7 @@ public final class Qcow2Image {
         long gc = at >>> clusterBits;
         int in = (int) (at & (clusterSize - 1));
         boolean whole = in == 0 && n == clusterSize;
-        long entry = l2Entry(gc, bitmapHolder);
+        long entry = map.entry(gc, bitmapHolder);
         long bitmap = bitmapHolder[0];
         boolean compressed = (entry & COMPRESSED) != 0;
         long host = compressed ? 0 : checkedHost(entry);
@@ -539,7 +535,7 @@ public final class Qcow2Image {
         boolean plainInPlace = ownHost && (entry & ZERO) == 0 && (!extendedL2 || allocatedRange(bitmap, in, n));
         if (plainInPlace) {
             MemorySegment piece = scratch.asSlice(0, n);
-            fill(kind, iov, iovCount, pos, piece, 0);
+            fill(kind, iov, iovCount, pos, piece, 0, n);
             checkInPlace(host);
             io(file.writeSync(piece, host + in), "write data");
             return;
@@ -557,7 +553,7 @@ public final class Qcow2Image {
             fill(kind, iov, iovCount, pos, span, in - spanStart, n);
             checkInPlace(host);
             io(file.writeSync(span, host + spanStart), "write data");
-            long bits = ((1L << (lastSc - firstSc + 1)) - 1) << firstSc;
+            long bits = subclusters(firstSc, lastSc);
             setEntry(gc, host | COPIED, (bitmap | bits) & ~(bits << 32));
             return;
         }
@@ -587,14 +583,13 @@ public final class Qcow2Image {
     }
 
     private boolean allocatedRange(long bitmap, int in, int n) {
-        int from = in / subclusterSize;
-        int to = (in + n - 1) / subclusterSize;
-        long want = ((1L << (to - from + 1)) - 1) << from;
+        long want = subclusters(in / subclusterSize, (in + n - 1) / subclusterSize);
         return (bitmap & want) == want;
     }
 
-    private void fill(WriteKind kind, MemorySegment iov, int iovCount, long pos, MemorySegment dst, long dstOffset) {
-        fill(kind, iov, iovCount, pos, dst, dstOffset, dst.byteSize() - dstOffset);
+    /** Allocation bits of subclusters from to to (inclusive). */
+    private static long subclusters(int from, int to) {
+        return ((1L << (to - from + 1)) - 1) << from;
     }
 
     private void fill(WriteKind kind, MemorySegment iov, int iovCount, long pos, MemorySegment dst, long dstOffset, long n) {
@@ -621,10 +616,9 @@ public final class Qcow2Image {
         long first;
         long count;
         if ((oldEntry & COMPRESSED) != 0) {
-            long coffset = oldEntry & coffsetMask;
-            long csize = (((oldEntry >>> csizeShift) & csizeMask) + 1) * 512 - (coffset & 511);
+            long coffset = compressedOffset(oldEntry);
             first = coffset >>> clusterBits;
-            count = ((coffset + csize - 1) >>> clusterBits) - first + 1;
+            count = ((coffset + compressedBytes(oldEntry) - 1) >>> clusterBits) - first + 1;
             punch = false; // its clusters may hold other compressed clusters
         } else {
             long host = oldEntry & OFFSET_MASK;
@@ -663,13 +657,13 @@ public final class Qcow2Image {
 
     /** Writes a table (L1 or refcount) as whole clusters, zero-padded. */
     void writeTable(long[] table, long offset) {
-        long bytes = Qcow2Header.ceilDiv((long) table.length * 8, clusterSize) * clusterSize;
+        long bytes = Math.max(1, Qcow2Header.ceilDiv((long) table.length * 8, clusterSize)) * clusterSize;
         try (Arena temp = Arena.ofConfined()) {
-            MemorySegment buf = temp.allocate(Math.max(bytes, clusterSize), 4096);
+            MemorySegment buf = temp.allocate(bytes, 4096);
             for (int i = 0; i < table.length; i++) {
                 buf.set(Qcow2Header.BE_LONG, 8L * i, table[i]);
             }
-            io(file.writeSync(buf.asSlice(0, Math.max(bytes, clusterSize)), offset), "write a table");
+            io(file.writeSync(buf, offset), "write a table");
         }
     }
 
@@ -696,17 +690,21 @@ public final class Qcow2Image {
         io(file.writeSync(headerBlock, 0), "write the header");
     }
 
+    /** Sets or clears an incompatible feature bit in the header's copy (written by the caller). */
+    private void setIncompatibleBit(long bit, boolean on) {
+        long features = headerBlock.get(Qcow2Header.BE_LONG, Qcow2Header.OFF_INCOMPATIBLE);
+        headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_INCOMPATIBLE, on ? features | bit : features & ~bit);
+    }
+
     /** Sets or clears the dirty bit (incompatible feature 0), durably. */
     private void setDirtyBit(boolean on) {
         if (version < 3) {
             return;
         }
-        long features = headerBlock.get(Qcow2Header.BE_LONG, Qcow2Header.OFF_INCOMPATIBLE);
-        features = on ? features | Qcow2Header.INCOMPAT_DIRTY : features & ~Qcow2Header.INCOMPAT_DIRTY;
         if (!on) {
             sync(); // everything the refcounts describe is on disk before they are declared clean
         }
-        headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_INCOMPATIBLE, features);
+        setIncompatibleBit(Qcow2Header.INCOMPAT_DIRTY, on);
         writeHeader();
         sync();
         markedDirty = on;
@@ -777,8 +775,7 @@ public final class Qcow2Image {
     Qcow2IoException corruptNow(String why) {
         if (!corrupt && !readOnly && version >= 3) {
             corrupt = true;
-            long features = headerBlock.get(Qcow2Header.BE_LONG, Qcow2Header.OFF_INCOMPATIBLE) | Qcow2Header.INCOMPAT_CORRUPT;
-            headerBlock.set(Qcow2Header.BE_LONG, Qcow2Header.OFF_INCOMPATIBLE, features);
+            setIncompatibleBit(Qcow2Header.INCOMPAT_CORRUPT, true);
             file.writeSync(headerBlock, 0);
             file.flushSync();
         }
@@ -792,10 +789,6 @@ public final class Qcow2Image {
     private int failed(Qcow2IoException e) {
         LOG.warnf("qcow2 node '%s': %s", name, e.getMessage());
         return e.errno();
-    }
-
-    public boolean isCorrupt() {
-        return corrupt;
     }
 
     private static void io(int rc, String what) {
@@ -816,58 +809,61 @@ public final class Qcow2Image {
         if (fileClusters > Integer.MAX_VALUE / 2) {
             throw new Qcow2FormatException("image too large to repair");
         }
-        counts = new int[(int) Math.max(fileClusters, 1)];
-        countedEnd = 0;
-        count(0, clusterSize);
-        count(map.l1Offset(), (long) map.l1Size() * 8);
+        References seen = new References(clusterBits, fileClusters);
+        seen.count(0, clusterSize);
+        seen.count(map.l1Offset(), (long) map.l1Size() * 8);
         long[] holder = new long[1];
         for (int i = 0; i < map.l1Size(); i++) {
             long l2 = map.l2Table(i);
             if (l2 == 0) {
                 continue;
             }
-            count(l2, clusterSize);
+            seen.count(l2, clusterSize);
             for (long e = 0; e < l2Entries; e++) {
-                long gc = (long) i * l2Entries + e;
-                long entry = l2Entry(gc, holder);
+                long entry = map.entry((long) i * l2Entries + e, holder);
                 if ((entry & COMPRESSED) != 0) {
-                    long coffset = entry & coffsetMask;
-                    long csize = (((entry >>> csizeShift) & csizeMask) + 1) * 512 - (coffset & 511);
-                    count(coffset, csize);
+                    seen.count(compressedOffset(entry), compressedBytes(entry));
                 } else if ((entry & OFFSET_MASK) != 0) {
-                    count(entry & OFFSET_MASK, clusterSize);
+                    seen.count(entry & OFFSET_MASK, clusterSize);
                 }
             }
         }
-        refs.rebuild(counts, countedEnd);
-        counts = null;
+        refs.rebuild(seen.counts, seen.end);
     }
 
-    /** References counted by the repair, by host cluster, and the end of what was counted. */
-    private int[] counts;
-    private long countedEnd;
+    /** The references a repair counts, by host cluster, and one past the last cluster counted. */
+    private static final class References {
+        private final int clusterBits;
+        int[] counts;
+        long end;
 
-    private void count(long offset, long len) throws Qcow2FormatException {
-        if (len <= 0) {
-            return;
+        References(int clusterBits, long fileClusters) {
+            this.clusterBits = clusterBits;
+            this.counts = new int[(int) Math.max(fileClusters, 1)];
         }
-        long first = offset >>> clusterBits;
-        long last = (offset + len - 1) >>> clusterBits;
-        if (last >= Integer.MAX_VALUE / 2 || offset < 0) {
-            throw new Qcow2FormatException("metadata references 0x" + Long.toHexString(offset) + ", past what an image can hold");
+
+        void count(long offset, long len) throws Qcow2FormatException {
+            if (len <= 0) {
+                return;
+            }
+            long first = offset >>> clusterBits;
+            long last = (offset + len - 1) >>> clusterBits;
+            if (last >= Integer.MAX_VALUE / 2 || offset < 0) {
+                throw new Qcow2FormatException("metadata references 0x" + Long.toHexString(offset) + ", past what an image can hold");
+            }
+            if (last >= counts.length) {
+                counts = Arrays.copyOf(counts, (int) Math.max(last + 1, Math.min((long) counts.length * 2, Integer.MAX_VALUE / 2)));
+            }
+            for (long c = first; c <= last; c++) {
+                counts[(int) c]++;
+            }
+            end = Math.max(end, last + 1);
         }
-        if (last >= counts.length) {
-            counts = Arrays.copyOf(counts, (int) Math.max(last + 1, Math.min((long) counts.length * 2, Integer.MAX_VALUE / 2)));
-        }
-        for (long c = first; c <= last; c++) {
-            counts[(int) c]++;
-        }
-        countedEnd = Math.max(countedEnd, last + 1);
     }
 
     // ------------------------------------------------------------------ close
 
-    /** Flushes the metadata and, if this open marked the image dirty, marks it clean. */
+    /** Flushes the metadata in its safe order and the data with it (a flush of the node as a backing file). */
     public int flush() {
         lock.lock();
         try {
