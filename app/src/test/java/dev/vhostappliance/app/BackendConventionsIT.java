@@ -133,7 +133,9 @@ class BackendConventionsIT {
     @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
         "--aio must be io_uring, native or threads, is 'posix'|--aio=posix",
-        "--aio=native requires --direct|--aio=native"})
+        "--aio=native requires --direct|--aio=native",
+        "--format must be raw or qcow2, is 'qcow3'|--format=qcow3",
+        "Could not open node 'disk': image is not in qcow2 format|--format=qcow2"})
     void blockEngineMisconfigurationIsOneLine(String message, String option) throws Exception {
         Appliance.Result r = Appliance.run("block", "--socket-path=" + dir.resolve("b"), "--blk-file=" + image(), option);
         assertEquals(1, r.exit(), r.err());

@@ -313,6 +313,26 @@ class Qcow2NodeTest extends QemuRefereeTest {
         assertEquals(2, graph.nodes().size(), "failed opens leave no nodes behind: " + graph.nodes().keySet());
     }
 
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', value = {
+        "discard|trim|Parameter 'discard' does not accept value 'trim'",
+        "overlap-check|sometimes|Parameter 'overlap-check' does not accept value 'sometimes'",
+        "data-file|x.data|Parameter 'data-file' is not supported (external data files)",
+        "encrypt|on|Parameter 'encrypt' is not supported (encrypted images)",
+        "l2-cache-entry-size|1000|l2-cache-entry-size must be a power of two between 512 and the cluster size",
+        "cache-size|1M|l2-cache-size + refcount-cache-size must equal cache-size",
+        "lazy-refcounts|maybe|Parameter 'lazy-refcounts'"})
+    void badQcow2OptionsAreRefusedWithOneSentence(String key, String value, String message) throws Exception {
+        Path img = dir.resolve("o.qcow2");
+        create(img, "", 1 << 20);
+        Object[] extra = key.equals("cache-size")
+                ? new Object[] {"cache-size", value, "l2-cache-size", "512K", "refcount-cache-size", "256K"}
+                : new Object[] {key, value};
+        OptionException e = assertThrows(OptionException.class, () -> openQcow2(graph, "o", img, extra));
+        assertTrue(e.getMessage().contains(message), e.getMessage());
+        assertTrue(graph.isEmpty(), "the implicit file node went too: " + graph.nodes().keySet());
+    }
+
     @Test
     void aBackingChainThatLoopsIsRefused() throws Exception {
         Path a = dir.resolve("a.qcow2");
