@@ -43,7 +43,7 @@ for attempt in 1 2; do
 done
 if ! grep -q "===E2E-END" "$results" 2>/dev/null; then
   echo "run-guest: no result (qemu rc=$qrc)" >&2
-  tail -n 20 "$run/qemu.log" "$run/console.log" >&2 2>/dev/null || true
+  tail -n 80 "$run/qemu.log" "$run/console.log" >&2 2>/dev/null || true
   cat "$results" 2>/dev/null || true
   exit 3
 fi

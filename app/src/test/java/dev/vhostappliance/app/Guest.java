@@ -71,11 +71,34 @@ final class Guest {
         return new ProcessBuilder(cmd).redirectError(dir.resolve("guest.err").toFile()).start();
     }
 
+    /** Thread dumps of the appliances this test JVM started and that still run (jcmd of the JDK running them). */
+    static String applianceThreads() {
+        StringBuilder b = new StringBuilder();
+        String jcmd = Path.of(Appliance.JAVA).resolveSibling("jcmd").toString();
+        ProcessHandle.current().descendants()
+                .filter(p -> p.info().commandLine().orElse("").contains(Appliance.JAR.getFileName().toString()))
+                .forEach(p -> {
+                    try {
+                        Process dump = new ProcessBuilder(jcmd, Long.toString(p.pid()), "Thread.print").redirectErrorStream(true).start();
+                        String text = new String(dump.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                        dump.waitFor(30, TimeUnit.SECONDS);
+                        b.append("\n==> appliance ").append(p.pid()).append(" threads <==\n").append(text);
+                    } catch (IOException | InterruptedException e) {
+                        b.append("\n(no thread dump of ").append(p.pid()).append(": ").append(e).append(')');
+                    }
+                });
+        return b.toString();
+    }
+
     /** Waits for the guest to finish; asserts the script ran and returns what it printed. */
     static String finish(Process guest, Path dir, int timeoutSeconds) throws Exception {
         String out = new String(guest.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(guest.waitFor(timeoutSeconds, TimeUnit.SECONDS), "guest finished");
-        assertEquals(0, guest.exitValue(), "guest ran: " + out + Files.readString(dir.resolve("guest.err")));
+        if (guest.exitValue() != 0) {
+            // what the appliance's threads were doing when the guest gave up: a hang is diagnosed from this
+            assertEquals(0, guest.exitValue(), "guest ran: " + out + Files.readString(dir.resolve("guest.err"))
+                    + applianceThreads());
+        }
         System.out.println(out);
         return out;
     }

@@ -12,6 +12,11 @@ abstract class AbstractIoEngine implements IoEngine {
     private final IoRequest[] byTag;
     private final int[] freeTags;
     private int freeTop;
+    /** Requests other threads resumed ({@link #resumeFromAnyThread}): guarded by resumedLock. */
+    private final Object resumedLock = new Object();
+    private final RequestList resumed = new RequestList();
+    private volatile boolean anyResumed;
+    private volatile Runnable waker = () -> { };
 
     AbstractIoEngine(int capacity, boolean tagged) {
         this.capacity = capacity;
@@ -50,24 +55,60 @@ abstract class AbstractIoEngine implements IoEngine {
         ready.add(r);
     }
 
-    /** r finished: it leaves the engine and goes to sink. */
+    @Override
+    public final void resumeFromAnyThread(IoRequest r) {
+        synchronized (resumedLock) {
+            resumed.add(r);
+            anyResumed = true;
+        }
+        waker.run();
+    }
+
+    @Override
+    public final void setWaker(Runnable waker) {
+        this.waker = waker;
+    }
+
+    /** r finished: it leaves the engine and goes to sink, unless its continuation takes it further. */
     final void deliver(IoRequest r, IoCompletionSink sink) {
         inFlight--;
+        IoContinuation next = r.then;
+        if (next != null) {
+            r.then = null;
+            if (!next.resume(this, r)) {
+                return;
+            }
+        }
         sink.completed(r);
     }
 
-    /** Delivers the requests finished without I/O; returns how many. */
+    /**
+     * Delivers the requests finished without I/O and those other threads resumed, including what their
+     * continuations finish in turn; returns how many.
+     */
     final int deliverReady(IoCompletionSink sink) {
         int n = 0;
-        for (IoRequest r = ready.poll(); r != null; r = ready.poll()) {
+        while (true) {
+            IoRequest r = ready.poll();
+            if (r == null && anyResumed) {
+                synchronized (resumedLock) {
+                    r = resumed.poll();
+                    anyResumed = !resumed.isEmpty();
+                }
+                if (r != null) {
+                    inFlight++; // it comes back into this engine
+                }
+            }
+            if (r == null) {
+                return n;
+            }
             deliver(r, sink);
             n++;
         }
-        return n;
     }
 
     final boolean hasReady() {
-        return !ready.isEmpty();
+        return !ready.isEmpty() || anyResumed;
     }
 
     /** The tag of r, given one (and counted in flight) the first time it enters the engine. */

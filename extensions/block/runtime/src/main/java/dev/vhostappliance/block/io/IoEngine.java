@@ -35,6 +35,16 @@ public interface IoEngine extends AutoCloseable {
     /** True if {@link #reap} would deliver something (one memory read where the engine allows). */
     boolean hasCompletions();
 
+    /**
+     * From any thread: r, which a node held back (a write waiting for a cluster another queue is allocating),
+     * comes back to this engine's thread, where its continuation runs at the next {@link #reap}. The engine's
+     * waker tells the thread to reap.
+     */
+    void resumeFromAnyThread(IoRequest r);
+
+    /** How another thread makes this engine's queue thread reap ({@link #resumeFromAnyThread}); from any thread. */
+    void setWaker(Runnable waker);
+
     /** Releases the kernel's resources; requests still in flight are abandoned. */
     @Override
     void close();

@@ -43,6 +43,10 @@ public class IoRequest {
     ThreadPoolEngine pool;
     /** Intrusive lists of the engines (ready or waiting to be queued): no allocation. */
     IoRequest next;
+    /** The node's next step once the engine finishes this request ({@link IoContinuation}); cleared as it runs. */
+    IoContinuation then;
+    /** What a node holding this request back means to do with it (its own code), see {@link #hold}. */
+    private int heldKind;
 
     /** A vectored read of length bytes into the iovCount iovecs at iov. */
     public final void prepareRead(int fd, MemorySegment iov, int iovCount, long offset, long length) {
@@ -86,6 +90,38 @@ public class IoRequest {
         prepareTransfer(FALLOCATE, fd, null, 0, offset, length);
         this.fallocMode = mode;
         this.fallback = fallback;
+    }
+
+    /**
+     * Sets the node's next step for when the engine finishes this request: after the node started it on an
+     * engine (prepare resets nothing of it), or before it gives the request to another thread's engine.
+     */
+    public final void then(IoContinuation next) {
+        this.then = next;
+    }
+
+    /**
+     * A node keeps a request back (a write to a cluster another request is allocating): what it is to do
+     * later, in the request itself, so nothing is allocated. Read back with {@link #heldKind}, {@link #iov},
+     * {@link #iovEntries}, {@link #offset} and {@link #length}.
+     */
+    public final void hold(int kind, MemorySegment iov, int iovCount, long offset, long length) {
+        prepareTransfer(0, -1, iov, iovCount, offset, length);
+        this.heldKind = kind;
+    }
+
+    public final int heldKind() {
+        return heldKind;
+    }
+
+    /** The iovec array of the transfer (of a held request: as it was given). */
+    public final MemorySegment iov() {
+        return iov;
+    }
+
+    /** iovecs in {@link #iov} (of a held request: as it was given). */
+    public final int iovEntries() {
+        return iovEnd;
     }
 
     public final int op() {

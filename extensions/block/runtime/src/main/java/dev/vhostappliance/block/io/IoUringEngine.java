@@ -37,6 +37,7 @@ public final class IoUringEngine extends AbstractIoEngine {
     private static final int ENTER_GETEVENTS = 1;
     private static final int SQ_CQ_OVERFLOW = 2;
     private static final int REGISTER_FILES = 2;
+    private static final int UNREGISTER_FILES = 3;
     private static final int OP_READV = 1;
     private static final int OP_WRITEV = 2;
     private static final int OP_FSYNC = 3;
@@ -257,6 +258,7 @@ public final class IoUringEngine extends AbstractIoEngine {
             }
             INT.setRelease(cqRing, cqHeadOff, cqHead);
         }
+        n += deliverReady(sink); // what the continuations finished or were given back meanwhile
         requeueWaiting();
         submit();
         return n;
@@ -292,6 +294,11 @@ public final class IoUringEngine extends AbstractIoEngine {
         LibC.munmap(sqRing.address(), sqRingBytes);
         if (!singleMmap) {
             LibC.munmap(cqRing.address(), cqRingBytes);
+        }
+        if (fixedFd >= 0) {
+            // the ring's own teardown runs later, in the kernel's time: the file (and its OFD lock, which the
+            // next user of the image needs) is let go now
+            LibC.rawSyscall(SYS_REGISTER, ringFd, UNREGISTER_FILES, 0, 0, 0, 0);
         }
         LibC.close(ringFd); // the kernel cancels or finishes what is still in flight
     }

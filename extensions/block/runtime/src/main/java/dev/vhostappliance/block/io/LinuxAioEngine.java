@@ -162,6 +162,7 @@ public final class LinuxAioEngine extends AbstractIoEngine {
             }
             n += deliverReady(sink);
         }
+        n += deliverReady(sink); // what the continuations finished or were given back meanwhile
         submit();
         return n;
     }

@@ -22,6 +22,13 @@ public interface BlockNode extends AutoCloseable {
     /** Size in bytes. */
     long size();
 
+    /**
+     * A write a format above made through the engine ended at end: a node whose size follows the data (a file
+     * grows as it is written) takes note. Called by the format, under its own lock.
+     */
+    default void grownTo(long end) {
+    }
+
     /** Re-reads the size from the storage (after an image was grown or shrunk) and returns it. */
     default long refreshSize() {
         return size();

@@ -279,6 +279,13 @@ public final class FileNode implements BlockNode {
     }
 
     @Override
+    public void grownTo(long end) {
+        if (end > size) {
+            size = end;
+        }
+    }
+
+    @Override
     public int flushSync() {
         return readOnly || noFlush ? 0 : LibC.rawFdatasync(fd);
     }

@@ -70,6 +70,7 @@ public final class Qcow2Image {
     private final MemorySegment decompressed;
     private boolean corrupt;
     private boolean markedDirty;
+    private final AllocatingWrites allocatingWrites;
 
     private Qcow2Image(String name, BlockNode file, Qcow2Header h, MemorySegment first, Qcow2Options o) throws Qcow2FormatException {
         this.name = name;
@@ -117,6 +118,17 @@ public final class Qcow2Image {
         int refSlots = (int) Math.max(4, Math.min(refBytes / clusterSize, 1 << 16));
         this.refs = new RefcountTable(this, layout, h, refSlots, arena);
         this.map = new ClusterMap(this, layout, refs, h, sliceSize, l2Slots, arena);
+        this.allocatingWrites = new AllocatingWrites(this, arena);
+    }
+
+    /** Allocating writes so far: started, requests held behind one, the most in flight at once. */
+    public long[] allocatingWritesCounters() {
+        return allocatingWrites.counters();
+    }
+
+    /** The image's allocating writes in flight (its node starts them). */
+    AllocatingWrites allocatingWrites() {
+        return allocatingWrites;
     }
 
     /**
@@ -629,6 +641,78 @@ public final class Qcow2Image {
             count = 1;
         }
         refs.free(first, count, punch);
+    }
+
+    // ------------------------------------------------------------------ allocating writes in flight
+
+    /**
+     * True if a write to guest cluster gc puts its data in a new host cluster (unallocated, zero without a
+     * host cluster, compressed, or shared), as {@link AllocatingWrites} does; false if it writes in place or
+     * the image takes no such writes (read-only, corrupt, extended L2). The caller holds the lock.
+     */
+    boolean allocatesOnWrite(long gc) {
+        if (readOnly || corrupt || extendedL2) {
+            return false;
+        }
+        long entry = map.entry(gc, bitmapHolder);
+        if ((entry & COMPRESSED) != 0) {
+            return true;
+        }
+        if ((entry & COPIED) != 0) {
+            return false;
+        }
+        checkedHost(entry); // a shared cluster is read for copy-on-write: it must be a valid one
+        return true;
+    }
+
+    /**
+     * count contiguous new host clusters for an allocating write, clear of metadata (the image marked dirty
+     * first if lazy refcounts are on). Counted at once; linked by {@link #linkRun} once the data is written.
+     * The caller holds the lock.
+     */
+    long allocateRun(int count) {
+        markDirtyIfLazy();
+        long host = refs.allocate(count);
+        checkDataWrite(host, (long) count << clusterBits);
+        return host;
+    }
+
+    /** Host clusters one refcount block counts. */
+    int refcountBlockEntries() {
+        return refs.blockEntries();
+    }
+
+    /** What the guest reads now at offset, dst.byteSize() bytes within one cluster (copy-on-write). Under the lock. */
+    void readCurrent(long offset, MemorySegment dst) {
+        readGuest(offset, dst);
+    }
+
+    /**
+     * An allocating write's data is in the file: the count guest clusters from firstGc point at the run from
+     * host now, and what they used is given up. The L2 entries reach the disk at the next flush, after the
+     * refcounts and a sync that makes the data durable first. The caller holds the lock.
+     */
+    void linkRun(long firstGc, int count, long host) {
+        if (corrupt) {
+            throw new Qcow2IoException(-Errno.EIO, "image marked corrupt while a write was in flight");
+        }
+        file.grownTo(host + ((long) count << clusterBits));
+        for (int i = 0; i < count; i++) {
+            long gc = firstGc + i;
+            long old = map.entry(gc, bitmapHolder);
+            setEntry(gc, (host + ((long) i << clusterBits)) | COPIED, 0);
+            giveUp(old, false);
+        }
+    }
+
+    /** An allocating write failed: its clusters, never linked, are freed at the next flush. Under the lock. */
+    void dropRun(long host, int count) {
+        refs.free(host >>> clusterBits, count, false);
+    }
+
+    /** The reason for a failed metadata step, logged once; its -errno. */
+    int failedStep(Qcow2IoException e) {
+        return failed(e);
     }
 
     // ------------------------------------------------------------------ flush

@@ -1,5 +1,6 @@
 package dev.vhostappliance.block.qcow2;
 
+import dev.vhostappliance.block.io.IoContinuation;
 import dev.vhostappliance.block.io.IoEngine;
 import dev.vhostappliance.block.io.IoEngineKind;
 import dev.vhostappliance.block.io.IoRequest;
@@ -13,16 +14,19 @@ import java.util.List;
 /**
  * The {@code qcow2} format node. A request whose range maps to one run of allocated host clusters (the
  * common case once a disk is written) is translated under the image's lock and handed, as it is, to the
- * queue thread's engine on the file below: many in flight, no copy. Everything else (unallocated, zero,
- * compressed or shared clusters, a range that spans host clusters that are not contiguous, every
- * allocation) runs on the slow path in {@link Qcow2Image}, synchronously under the lock, and completes at
- * once.
+ * queue thread's engine on the file below: many in flight, no copy. A write that needs new clusters goes
+ * the same way with its copy-on-write around it ({@link AllocatingWrites}): many in flight too, the same
+ * cluster's serialised. Everything else (reads of unallocated, zero, compressed or shared clusters or of host
+ * clusters that are not contiguous, discard, zeroes, subcluster allocation) runs on the slow path in
+ * {@link Qcow2Image}, synchronously under the lock, and completes at once.
  */
 public final class Qcow2Node implements BlockNode {
     private final Qcow2Image image;
+    private final AllocatingWrites allocating;
 
     public Qcow2Node(Qcow2Image image) {
         this.image = image;
+        this.allocating = image.allocatingWrites();
     }
 
     public Qcow2Image image() {
@@ -102,19 +106,55 @@ public final class Qcow2Node implements BlockNode {
 
     @Override
     public void write(IoEngine io, IoRequest r, MemorySegment iov, int iovCount, long offset, long length) {
+        startWrite(io, r, Qcow2Image.WriteKind.DATA, iov, iovCount, offset, length);
+    }
+
+    /**
+     * Every change to the guest's data starts here, under the image's lock: held if it touches a cluster an
+     * allocating write in flight is filling; otherwise a write to allocated clusters goes to the file's
+     * engine as it is, a write that needs new clusters goes as an allocating write ({@link AllocatingWrites}),
+     * and the rest (discard, zeroes, in-place subcluster and copy-on-write cases that do not fit) runs on the
+     * synchronous slow path, still under the lock, so nothing starts on a cluster in flight meanwhile.
+     */
+    private void startWrite(IoEngine io, IoRequest r, Qcow2Image.WriteKind kind, MemorySegment iov, int iovCount,
+            long offset, long length) {
         if (image.readOnly()) {
             io.completeNow(r, -Errno.EPERM);
             return;
         }
-        long host = translate(offset, length, true);
-        if (host >= 0) {
-            image.file().write(io, r, iov, iovCount, host, length);
-        } else if (host == -1) {
-            io.completeNow(r, image.write(Qcow2Image.WriteKind.DATA, iov, iovCount, offset, length));
-        } else {
-            io.completeNow(r, (int) host);
+        long host = -1;
+        image.lock.lock();
+        try {
+            if (allocating.conflicts(offset, length)) {
+                allocating.hold(io, r, kind.ordinal(), iov, iovCount, offset, length, retry);
+                return;
+            }
+            if (kind == Qcow2Image.WriteKind.DATA) {
+                host = image.contiguousHostOffset(offset, length, true);
+                if (host < 0 && allocating.start(io, r, iov, iovCount, offset, length)) {
+                    return;
+                }
+            }
+            if (host < 0) {
+                io.completeNow(r, image.write(kind, iov, iovCount, offset, length));
+                return;
+            }
+        } catch (Qcow2IoException e) {
+            io.completeNow(r, image.failedStep(e));
+            return;
+        } finally {
+            image.lock.unlock();
         }
+        image.file().write(io, r, iov, iovCount, host, length);
     }
+
+    /** A held request runs again, on its own queue's engine, once the clusters it waited for are linked. */
+    private final IoContinuation retry = (io, r) -> {
+        startWrite(io, r, KINDS[r.heldKind()], r.iov(), r.iovEntries(), r.offset(), r.length());
+        return false;
+    };
+
+    private static final Qcow2Image.WriteKind[] KINDS = Qcow2Image.WriteKind.values();
 
     /** Host offset of a fast-path request, -1 for the slow path, or -errno (below -1) on a metadata error. */
     private long translate(long offset, long length, boolean write) {
@@ -153,13 +193,12 @@ public final class Qcow2Node implements BlockNode {
 
     @Override
     public void discard(IoEngine io, IoRequest r, long offset, long length) {
-        io.completeNow(r, image.readOnly() ? -Errno.EPERM : image.write(Qcow2Image.WriteKind.DISCARD, null, 0, offset, length));
+        startWrite(io, r, Qcow2Image.WriteKind.DISCARD, null, 0, offset, length);
     }
 
     @Override
     public void writeZeroes(IoEngine io, IoRequest r, long offset, long length, boolean unmap) {
-        io.completeNow(r, image.readOnly() ? -Errno.EPERM : image.write(
-                unmap ? Qcow2Image.WriteKind.ZEROES_UNMAP : Qcow2Image.WriteKind.ZEROES, null, 0, offset, length));
+        startWrite(io, r, unmap ? Qcow2Image.WriteKind.ZEROES_UNMAP : Qcow2Image.WriteKind.ZEROES, null, 0, offset, length);
     }
 
     @Override

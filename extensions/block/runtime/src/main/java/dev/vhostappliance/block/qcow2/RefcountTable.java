@@ -86,6 +86,11 @@ final class RefcountTable {
         cache.markDirty(slot);
     }
 
+    /** Host clusters one refcount block counts. */
+    int blockEntries() {
+        return (int) Math.min(blockEntries, Integer.MAX_VALUE);
+    }
+
     /** Allocates n contiguous host clusters (refcount one each); their offset. */
     long allocate(int n) {
         long start = freeHint;
@@ -277,6 +282,8 @@ final class RefcountTable {
     void applyFrees() {
         int n = pendingFreeCount;
         pendingFreeCount = 0;
+        long punchStart = -1; // clusters freed one after the other are punched as one range
+        long punchEnd = -1;
         for (int i = 0; i < n; i += 3) {
             long first = pendingFrees[i];
             long count = pendingFrees[i + 1];
@@ -290,13 +297,24 @@ final class RefcountTable {
                 if (rc == 1) {
                     freeHint = Math.min(freeHint, c);
                     layout.freed(c);
-                    if (punch) {
-                        image.file().discardSync(c << clusterBits, clusterSize);
+                    if (punch && c == punchEnd) {
+                        punchEnd++;
+                    } else if (punch) {
+                        punchRange(punchStart, punchEnd);
+                        punchStart = c;
+                        punchEnd = c + 1;
                     }
                 }
             }
         }
+        punchRange(punchStart, punchEnd);
         makeDurable();
+    }
+
+    private void punchRange(long first, long end) {
+        if (first >= 0) {
+            image.file().discardSync(first << clusterBits, (end - first) << clusterBits);
+        }
     }
 
     /**

@@ -4,6 +4,7 @@ import static dev.vhostappliance.block.request.VirtioBlk.SECTOR;
 
 import dev.vhostappliance.block.node.BlockNode;
 import dev.vhostappliance.block.request.VirtioBlk;
+import dev.vhostappliance.device.QueueWaker;
 import dev.vhostappliance.device.VirtioDevice;
 import dev.vhostappliance.protocol.ProtocolFeature;
 import dev.vhostappliance.virtqueue.Virtqueue;
@@ -35,6 +36,7 @@ public final class VirtioBlkDevice implements VirtioDevice {
     private volatile long capacitySectors;
     private volatile dev.vhostappliance.device.FrontendChannel frontend;
     private final BlkQueue[] queues;
+    private volatile QueueWaker waker = QueueWaker.NONE;
     private volatile boolean writeback;
     private final String id;
     private volatile long pollNanos = -1;
@@ -121,6 +123,11 @@ public final class VirtioBlkDevice implements VirtioDevice {
     }
 
     @Override
+    public void setQueueWaker(QueueWaker waker) {
+        this.waker = waker;
+    }
+
+    @Override
     public void handleQueue(int queueIndex, Virtqueue queue) {
         BlkQueue q = queues[queueIndex];
         if (q == null || q.tooSmallFor(queue)) {
@@ -128,6 +135,8 @@ public final class VirtioBlkDevice implements VirtioDevice {
                 q.close();
             }
             q = new BlkQueue(this, queue, id + " queue " + queueIndex);
+            int index = queueIndex;
+            q.engine().setWaker(() -> waker.wake(index)); // a request another queue held for us comes back
             queues[queueIndex] = q;
         }
         q.handle(queue);

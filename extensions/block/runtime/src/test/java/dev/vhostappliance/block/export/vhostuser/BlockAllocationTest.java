@@ -48,22 +48,26 @@ class BlockAllocationTest {
     }
 
     /**
-     * null-co, a file through each engine (Linux AIO with O_DIRECT, as it requires), and a qcow2 image with
-     * its clusters allocated (metadata lookups on the request path, then the file's engine).
+     * null-co, a file through each engine (Linux AIO with O_DIRECT, as it requires), a qcow2 image with its
+     * clusters allocated (metadata lookups on the request path, then the file's engine), and a thin qcow2
+     * image where every round allocates (writes to clusters a discard in the same batch gave back: allocating
+     * writes in flight, discards held behind them, deferred frees).
      */
     @ParameterizedTest
-    @ValueSource(strings = {"null-co", "io_uring", "io_uring direct", "threads", "native direct", "qcow2"})
+    @ValueSource(strings = {"null-co", "io_uring", "io_uring direct", "threads", "native direct", "qcow2", "qcow2 thin"})
     void noAllocationPerRequest(String nodeType) throws Exception {
         BlockNode node;
         BlockNode under = null;
-        if (nodeType.equals("qcow2")) {
+        boolean thin = nodeType.equals("qcow2 thin");
+        if (nodeType.startsWith("qcow2")) {
             org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.isExecutable(Path.of("/usr/bin/qemu-img")));
             Path img = dir.resolve("a.qcow2");
-            Process p = new ProcessBuilder("qemu-img", "create", "-q", "-f", "qcow2", "-o", "preallocation=metadata",
-                    img.toString(), Long.toString(8 * MIB)).inheritIO().start();
+            Process p = new ProcessBuilder("qemu-img", "create", "-q", "-f", "qcow2", "-o",
+                    thin ? "cluster_size=8192" : "preallocation=metadata", img.toString(), Long.toString(8 * MIB))
+                    .inheritIO().start();
             assertEquals(0, p.waitFor());
             under = FileNode.open("f", img, FileNode.Options.defaults(false));
-            node = new Qcow2Node(Qcow2Image.open("q", under, Qcow2Options.defaults(false)));
+            node = new Qcow2Node(Qcow2Image.open("q", under, Qcow2Options.defaults(false).withDiscard(true)));
         } else if (!nodeType.equals("null-co")) {
             Path img = dir.resolve("a.img");
             try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
@@ -82,11 +86,18 @@ class BlockAllocationTest {
             long[] hdr = new long[slots];
             long data = ram.alloc(4096L * slots, 4096);
             long status = ram.alloc(slots, 8);
+            long discards = ram.alloc(16L * slots, 8);
             for (int i = 0; i < slots; i++) {
                 hdr[i] = ram.alloc(16, 8);
                 boolean write = i % 2 == 0;
-                ram.write(hdr[i], ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN)
-                        .putInt(write ? VirtioBlk.T_OUT : VirtioBlk.T_IN).putInt(0).putLong(8L * i).array());
+                // thin: request pair i/2 works on 8 KiB cluster i/2: a 4 KiB write into its second half (the first
+                // copied on write), then its discard
+                int type = write ? VirtioBlk.T_OUT : thin ? VirtioBlk.T_DISCARD : VirtioBlk.T_IN;
+                long sector = thin ? (i / 2) * 16L + (write ? 8 : 0) : 8L * i;
+                ram.write(hdr[i], ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putInt(type).putInt(0)
+                        .putLong(thin ? (write ? sector : 0) : sector).array());
+                ram.write(discards + 16L * i, ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN)
+                        .putLong((i / 2) * 16L).putInt(16).putInt(0).array());
             }
             Thread vq = null;
             long measured = -1;
@@ -103,8 +114,9 @@ class BlockAllocationTest {
                 }
                 for (int i = 0; i < slots; i++) {
                     boolean write = i % 2 == 0;
-                    q.addDirect(new Buf(hdr[i], 16, false), new Buf(data + 4096L * i, 4096, !write),
-                            new Buf(status + i, 1, true));
+                    Buf payload = thin && !write ? new Buf(discards + 16L * i, 16, false)
+                            : new Buf(data + 4096L * i, 4096, !write);
+                    q.addDirect(new Buf(hdr[i], 16, false), payload, new Buf(status + i, 1, true));
                 }
                 q.kick();
                 for (int i = 0; i < slots; i++) {
@@ -125,7 +137,14 @@ class BlockAllocationTest {
             System.out.printf("%s: worker allocated %d bytes over %d requests%n", nodeType, allocated, served);
             assertEquals(32_000, served);
             assertTrue(allocated < served, "less than a byte per request (none per request): " + allocated);
-            assertEquals(0, ram.read(status, 1)[0], "requests succeeded");
+            for (int i = 0; i < slots; i++) {
+                assertEquals(0, ram.read(status + i, 1)[0], "request " + i + " succeeded");
+            }
+            if (thin) {
+                var allocating = ((Qcow2Node) node).image().allocatingWritesCounters();
+                assertTrue(allocating[0] >= served / 2, "every write allocated: " + java.util.Arrays.toString(allocating));
+                assertTrue(allocating[1] > 0, "discards held behind allocating writes: " + java.util.Arrays.toString(allocating));
+            }
         } finally {
             node.close();
             if (under != null) {
