@@ -386,6 +386,17 @@ public final class Qcow2Image {
         }
     }
 
+    /** True if all of [offset, offset+length) reads as zeroes without I/O. The caller holds the lock. */
+    boolean readsAsZeroes(long offset, long length) {
+        long last = (offset + length - 1) >>> clusterBits;
+        for (long gc = offset >>> clusterBits; gc <= last; gc++) {
+            if (gc << clusterBits < size && !readsAsZeroes(gc)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** True if all of guest cluster gc reads as zeroes without I/O (unallocated without a backing file, or zero). */
     private boolean readsAsZeroes(long gc) {
         long entry = map.entry(gc, bitmapHolder);

@@ -97,6 +97,9 @@ public final class Qcow2Node implements BlockNode {
         long host = translate(offset, length, false);
         if (host >= 0) {
             image.file().read(io, r, iov, iovCount, host, length);
+        } else if (host == -1 && readsAsZeroes(offset, length)) {
+            Iovecs.zero(iov, iovCount, 0, length); // outside the lock: queues reading holes do not wait for each other
+            io.completeNow(r, 0);
         } else if (host == -1) {
             io.completeNow(r, image.read(iov, iovCount, offset, length));
         } else {
@@ -155,6 +158,17 @@ public final class Qcow2Node implements BlockNode {
     };
 
     private static final Qcow2Image.WriteKind[] KINDS = Qcow2Image.WriteKind.values();
+
+    private boolean readsAsZeroes(long offset, long length) {
+        image.lock.lock();
+        try {
+            return image.readsAsZeroes(offset, length);
+        } catch (Qcow2IoException e) {
+            return false; // the slow path reports it
+        } finally {
+            image.lock.unlock();
+        }
+    }
 
     /** Host offset of a fast-path request, -1 for the slow path, or -errno (below -1) on a metadata error. */
     private long translate(long offset, long length, boolean write) {
