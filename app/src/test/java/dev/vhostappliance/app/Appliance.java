@@ -60,10 +60,17 @@ final class Appliance {
     }
 
     static Result run(List<String> cmd) throws Exception {
+        return run(java.util.Map.of(), cmd);
+    }
+
+    /** Runs cmd with extra environment variables. */
+    static Result run(java.util.Map<String, String> env, List<String> cmd) throws Exception {
         Path out = Files.createTempFile("appliance", ".out");
         Path err = Files.createTempFile("appliance", ".err");
         try {
-            Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile())
+            ProcessBuilder pb = new ProcessBuilder(cmd);
+            pb.environment().putAll(env);
+            Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile())
                     .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())).start();
             if (!p.waitFor(60, TimeUnit.SECONDS)) {
                 p.destroyForcibly();

@@ -23,7 +23,19 @@ class BackendConventionsIT {
     private static final Map<String, List<String>> CAPABILITIES = Map.of(
             "block", List.of("read-only", "blk-file"),
             "input", List.of("evdev-path", "no-grab"),
-            "gpu", List.of());
+            "gpu", gpuCapabilities());
+
+    /** What this host offers: virgl where libvirglrenderer1 is installed, render-node where a render node exists. */
+    private static List<String> gpuCapabilities() {
+        List<String> caps = new ArrayList<>();
+        if (Files.exists(Path.of("/usr/lib/x86_64-linux-gnu/libvirglrenderer.so.1"))) {
+            caps.add("virgl");
+            if (Files.exists(Path.of("/dev/dri/renderD128"))) {
+                caps.add("render-node");
+            }
+        }
+        return caps;
+    }
 
     @TempDir
     Path dir;
@@ -152,12 +164,63 @@ class BackendConventionsIT {
         assertTrue(r.err().contains("--max-hostmem must be at least 1 MiB"), r.err());
     }
 
+    /** 3D options that cannot work fail before the socket exists, with one line (the conventions' fail-early). */
     @ParameterizedTest
-    @ValueSource(strings = {"--virgl", "--render-node=/dev/dri/renderD128"})
-    void impossibleGpuFeatureFailsAtStartup(String option) throws Exception {
-        Appliance.Result r = Appliance.run("gpu", "--socket-path=" + dir.resolve("g"), option);
-        assertEquals(1, r.exit());
+    @ValueSource(strings = {"--render-node=/dev/dri/renderD128", "--virgl --render-node=/nonexistent/renderD128"})
+    void impossibleGpuFeatureFailsAtStartup(String options) throws Exception {
+        List<String> args = new java.util.ArrayList<>(List.of("gpu", "--socket-path=" + dir.resolve("g")));
+        args.addAll(List.of(options.split(" ")));
+        Appliance.Result r = Appliance.run(args.toArray(String[]::new));
+        assertEquals(1, r.exit(), r.err());
         assertEquals(1, r.errLines().size(), r.err());
+        assertFalse(Files.exists(dir.resolve("g")), "no socket left behind");
+    }
+
+    /** --virgl on a host whose EGL cannot be had (no vendor library): exit 1 at start-up, one line, no socket. */
+    @Test
+    void virglWithoutEglFailsAtStartup() throws Exception {
+        assumeVirgl();
+        Appliance.Result r = Appliance.run(java.util.Map.of("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent/egl.json"),
+                Appliance.command(null, "gpu", "--socket-path=" + dir.resolve("g"), "--virgl"));
+        assertEquals(1, r.exit(), r.err());
+        assertEquals(1, r.errLines().size(), r.err());
+        assertTrue(r.err().contains("--virgl: EGL has no surfaceless display here"), r.err());
+        assertFalse(Files.exists(dir.resolve("g")), "no socket left behind");
+    }
+
+    /** --virgl here (no /dev/dri): renders in software, listens, ends on SIGTERM with 0. */
+    @Test
+    void virglStartsSurfacelessWithoutARenderNode() throws Exception {
+        assumeVirgl();
+        Path sock = dir.resolve("g");
+        Path err = dir.resolve("err");
+        Process p = Appliance.start(Appliance.command(null, "gpu", "--socket-path=" + sock, "--virgl"), err);
+        try {
+            assertTrue(Appliance.awaitFile(sock, 30_000), "listening: " + Files.readString(err));
+            p.destroy();
+            assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+            assertEquals(0, p.exitValue(), Files.readString(err));
+        } finally {
+            p.destroyForcibly();
+        }
+    }
+
+    /** virgl is advertised where the library loads; render-node only where a render node exists (libvirt 9). */
+    @Test
+    void gpuCapabilitiesFollowTheHost() throws Exception {
+        assumeVirgl();
+        Appliance.Result r = Appliance.run("gpu", "--print-capabilities");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("\"virgl\""), r.out());
+        assertEquals(Files.exists(Path.of("/dev/dri/renderD128")), r.out().contains("\"render-node\""), r.out());
+    }
+
+    private static void assumeVirgl() {
+        boolean have = Files.exists(Path.of("/usr/lib/x86_64-linux-gnu/libvirglrenderer.so.1"));
+        if ("1".equals(System.getenv("VHOST_E2E_REQUIRED"))) {
+            assertTrue(have, "libvirglrenderer1 is needed in CI");
+        }
+        org.junit.jupiter.api.Assumptions.assumeTrue(have, "libvirglrenderer1 not installed");
     }
 
     private Path image() throws Exception {

@@ -119,10 +119,12 @@ class GuestGpuE2EIT {
     private record Shot(List<BufferedImage> heads, Process appliance, Path log) {
     }
 
-    private Shot applianceShots(String deviceOptions, int heads, String append) throws Exception {
+    private Shot applianceShots(String deviceOptions, int heads, String append, String... applianceOptions) throws Exception {
         Path sock = dir.resolve("gpu.sock");
         Path log = dir.resolve("appliance.log");
-        Process appliance = Appliance.start(Appliance.command(null, "gpu", "--socket-path=" + sock), log);
+        List<String> args = new java.util.ArrayList<>(List.of("gpu", "--socket-path=" + sock));
+        args.addAll(List.of(applianceOptions));
+        Process appliance = Appliance.start(Appliance.command(null, args.toArray(String[]::new)), log);
         try {
             assertTrue(Appliance.awaitFile(sock, 30_000), "appliance listening: " + Files.readString(log));
             return new Shot(paintAndShoot(List.of("-chardev", "socket,id=vgpu,path=" + sock, "-device",
@@ -150,6 +152,32 @@ class GuestGpuE2EIT {
             assertTrue(Integer.parseInt(m.group(1)) >= 1, "cursor shape sent: " + m.group());
             assertTrue(Integer.parseInt(m.group(2)) >= 5, "cursor moves sent: " + m.group());
             assertTrue(stats.contains("(0 errors)"), stats);
+        } finally {
+            appliance.destroyForcibly();
+        }
+    }
+
+    /**
+     * --virgl (software rendering: no render node here): the guest driver sees VIRTIO_GPU_F_VIRGL and its
+     * framebuffer's 2D commands run through virglrenderer; the picture is read back to QEMU's display.
+     */
+    @Test
+    void withVirglTheGuestsFramebufferGoesThroughTheRendererAndLooksTheSame() throws Exception {
+        Shot shot = applianceShots("", 1, null, "--virgl");
+        Process appliance = shot.appliance();
+        try {
+            long differing = diff(resource("expected-1280x800.png"), shot.heads().get(0));
+            System.out.println("gpu e2e, --virgl: " + differing + " of 1024000 pixels differ from QEMU's virtio-gpu-pci");
+            assertEquals(0, differing);
+            appliance.destroy();
+            assertTrue(appliance.waitFor(10, TimeUnit.SECONDS));
+            String log = Files.readString(shot.log());
+            assertEquals(0, appliance.exitValue(), log);
+            Matcher m = Pattern.compile("gpu 3D \\(virgl\\): (\\d+) commands \\((\\d+) errors\\)").matcher(log);
+            assertTrue(m.find(), "the renderer served the commands: " + log);
+            System.out.println("gpu e2e, --virgl: " + m.group());
+            assertTrue(Integer.parseInt(m.group(1)) > 10, m.group());
+            assertEquals("0", m.group(2), m.group());
         } finally {
             appliance.destroyForcibly();
         }

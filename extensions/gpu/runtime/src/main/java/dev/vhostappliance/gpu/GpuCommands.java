@@ -202,6 +202,18 @@ final class GpuCommands {
         }
     }
 
+    /** The 3D path's display messages (scanout geometry, pixel updates); false without a display. */
+    boolean sendToDisplay(int request, MemorySegment payload, long size) {
+        if (display == null || !display.send(request, payload, size)) {
+            return false;
+        }
+        if (request == VhostUserGpuChannel.UPDATE) {
+            updatesSent++;
+            updateBytesSent += size - 20;
+        }
+        return true;
+    }
+
     private void sendScanout(int scanoutId, int w, int h) {
         if (display != null) {
             small.set(U32, 0, scanoutId);

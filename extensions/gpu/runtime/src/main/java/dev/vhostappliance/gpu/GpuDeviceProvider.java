@@ -1,6 +1,7 @@
 package dev.vhostappliance.gpu;
 
 import dev.vhostappliance.device.VhostDeviceProvider;
+import dev.vhostappliance.gpu.virgl.VirglRenderer;
 import java.util.List;
 
 /** The gpu device as the appliance sees it: type, program name, capabilities, command. */
@@ -20,12 +21,23 @@ public final class GpuDeviceProvider implements VhostDeviceProvider {
 
     @Override
     public String description() {
-        return "virtio-gpu: 2D display through QEMU (vhost-user-gpu)";
+        return "virtio-gpu: 2D display, 3D with virgl, through QEMU (vhost-user-gpu)";
     }
 
+    /**
+     * virgl when virglrenderer loads here; render-node only when a render node exists (libvirt 9 refuses to
+     * start a backend that advertises render-node on a host without /dev/dri).
+     */
     @Override
     public List<String> capabilities() {
-        return List.of();
+        List<String> caps = new java.util.ArrayList<>();
+        if (VirglRenderer.libraryAvailable()) {
+            caps.add("virgl");
+            if (VirglRenderer.firstRenderNode() != null) {
+                caps.add("render-node");
+            }
+        }
+        return caps;
     }
 
     @Override

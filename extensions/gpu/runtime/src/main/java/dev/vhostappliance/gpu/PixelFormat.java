@@ -51,7 +51,7 @@ public enum PixelFormat {
     }
 
     /** Copies pixels from src to dst as B, G, R, A bytes (alpha kept: the cursor needs it). */
-    void toBgra(MemorySegment src, long srcOffset, MemorySegment dst, long dstOffset, int pixels) {
+    public void toBgra(MemorySegment src, long srcOffset, MemorySegment dst, long dstOffset, int pixels) {
         if (isNative()) {
             MemorySegment.copy(src, srcOffset, dst, dstOffset, (long) pixels * BYTES_PER_PIXEL);
             return;

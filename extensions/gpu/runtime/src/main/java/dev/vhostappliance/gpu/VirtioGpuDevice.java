@@ -1,8 +1,11 @@
 package dev.vhostappliance.gpu;
 
 import dev.vhostappliance.device.VirtioDevice;
+import dev.vhostappliance.gpu.virgl.Virgl3dCommands;
+import dev.vhostappliance.gpu.virgl.VirglRenderer;
 import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.libc.NativeCallException;
+import dev.vhostappliance.memory.GuestMemory;
 import dev.vhostappliance.protocol.ProtocolFeature;
 import dev.vhostappliance.virtqueue.DescriptorChain;
 import dev.vhostappliance.virtqueue.Virtqueue;
@@ -30,16 +33,44 @@ public final class VirtioGpuDevice implements VirtioDevice {
     private static final int CURSOR_REQUEST = VirtioGpu.HDR_BYTES + 32;
 
     private final GpuCommands commands;
+    /** 3D (--virgl): the renderer and the 3D command set, or null for 2D. */
+    private final VirglRenderer renderer;
+    private final Virgl3dCommands virgl;
     private final MemorySegment request = Arena.ofAuto().allocate(MAX_REQUEST, 8);
     private final MemorySegment cursorRequest = Arena.ofAuto().allocate(CURSOR_REQUEST, 8);
-    private final MemorySegment response = Arena.ofAuto().allocate(VirtioGpu.EDID_RESP_BYTES, 8);
+    /** The largest response: EDID, or a capset (virgl2 is 1376 bytes with virglrenderer 0.10). */
+    private final MemorySegment response = Arena.ofAuto().allocate(Math.max(VirtioGpu.EDID_RESP_BYTES, VirtioGpu.HDR_BYTES + 4096), 8);
     private DescriptorChain controlChain;
     private DescriptorChain cursorChain;
     private long malformed;
 
     /** maxHostmem: the most resource memory the guest may allocate (QEMU's max_hostmem, 256 MiB by default). */
     public VirtioGpuDevice(long maxHostmem) {
+        this(maxHostmem, null);
+    }
+
+    /** With a renderer: VIRTIO_GPU_F_VIRGL and the 3D command set on it (the 2D display commands stay here). */
+    public VirtioGpuDevice(long maxHostmem, VirglRenderer renderer) {
         this.commands = new GpuCommands(maxHostmem);
+        this.renderer = renderer;
+        this.virgl = renderer == null ? null : new Virgl3dCommands(renderer, maxHostmem);
+        if (virgl != null) {
+            virgl.setDisplay(new Virgl3dCommands.Display() {
+                @Override
+                public boolean scanout(MemorySegment message) {
+                    synchronized (commands) {
+                        return commands.sendToDisplay(VhostUserGpuChannel.SCANOUT, message, 12);
+                    }
+                }
+
+                @Override
+                public boolean update(MemorySegment message, long size) {
+                    synchronized (commands) {
+                        return commands.sendToDisplay(VhostUserGpuChannel.UPDATE, message, size);
+                    }
+                }
+            });
+        }
     }
 
     @Override
@@ -49,7 +80,7 @@ public final class VirtioGpuDevice implements VirtioDevice {
 
     @Override
     public long features() {
-        return VirtioRing.STANDARD_FEATURES | (1L << VirtioGpu.F_EDID);
+        return VirtioRing.STANDARD_FEATURES | (1L << VirtioGpu.F_EDID) | (virgl != null ? 1L << VirtioGpu.F_VIRGL : 0);
     }
 
     @Override
@@ -90,8 +121,15 @@ public final class VirtioGpuDevice implements VirtioDevice {
                 response.set(U32, 0, VirtioGpu.RESP_ERR_UNSPEC);
                 respLen = VirtioGpu.HDR_BYTES;
             } else {
-                synchronized (commands) {
-                    respLen = commands.control(request, len, response, queue.memory());
+                respLen = -1;
+                if (virgl != null) {
+                    GuestMemory memory = queue.memory();
+                    respLen = renderer.call(() -> virgl.control(request, len, response, memory));
+                }
+                if (respLen < 0) {
+                    synchronized (commands) {
+                        respLen = commands.control(request, len, response, queue.memory());
+                    }
                 }
                 fence();
             }
@@ -172,6 +210,7 @@ public final class VirtioGpuDevice implements VirtioDevice {
         }
         ByteBuffer b = ByteBuffer.allocate(VirtioGpu.CONFIG_BYTES).order(ByteOrder.LITTLE_ENDIAN);
         b.putInt(8, 1); // num_scanouts: the frontend puts its own max_outputs here
+        b.putInt(12, virgl != null ? Virgl3dCommands.capsetCount() : 0);
         byte[] out = new byte[size];
         b.get(offset, out);
         return out;
@@ -187,6 +226,12 @@ public final class VirtioGpuDevice implements VirtioDevice {
     public void reset() {
         synchronized (commands) {
             commands.reset();
+        }
+        if (virgl != null) {
+            renderer.call(() -> {
+                virgl.reset();
+                return null;
+            });
         }
     }
 
@@ -220,6 +265,12 @@ public final class VirtioGpuDevice implements VirtioDevice {
         }
         synchronized (commands) {
             commands.close();
+        }
+        if (renderer != null) {
+            LOG.infof("gpu 3D (virgl): %d commands (%d errors), %d resources at the end", virgl.commands, virgl.errors,
+                    virgl.resourceCount());
+            reset();
+            renderer.close();
         }
     }
 }

@@ -2,6 +2,7 @@ package dev.vhostappliance.gpu.virgl;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
@@ -36,6 +37,15 @@ final class VirglLibrary {
     final MethodHandle contextCreate;
     final MethodHandle contextDestroy;
     final MethodHandle createFence;
+    final MethodHandle resourceCreate;
+    final MethodHandle resourceUnref;
+    final MethodHandle attachIov;
+    final MethodHandle detachIov;
+    final MethodHandle ctxAttachResource;
+    final MethodHandle ctxDetachResource;
+    final MethodHandle submitCmd;
+    final MethodHandle transferReadIov;
+    final MethodHandle transferWriteIov;
 
     private VirglLibrary(SymbolLookup lib) {
         Linker linker = Linker.nativeLinker();
@@ -51,6 +61,23 @@ final class VirglLibrary {
         contextDestroy = linker.downcallHandle(lib.findOrThrow("virgl_renderer_context_destroy"), FunctionDescriptor.ofVoid(JAVA_INT));
         createFence = linker.downcallHandle(lib.findOrThrow("virgl_renderer_create_fence"),
                 FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+        resourceCreate = linker.downcallHandle(lib.findOrThrow("virgl_renderer_resource_create"),
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+        resourceUnref = linker.downcallHandle(lib.findOrThrow("virgl_renderer_resource_unref"), FunctionDescriptor.ofVoid(JAVA_INT));
+        attachIov = linker.downcallHandle(lib.findOrThrow("virgl_renderer_resource_attach_iov"),
+                FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+        detachIov = linker.downcallHandle(lib.findOrThrow("virgl_renderer_resource_detach_iov"),
+                FunctionDescriptor.ofVoid(JAVA_INT, ADDRESS, ADDRESS));
+        ctxAttachResource = linker.downcallHandle(lib.findOrThrow("virgl_renderer_ctx_attach_resource"),
+                FunctionDescriptor.ofVoid(JAVA_INT, JAVA_INT));
+        ctxDetachResource = linker.downcallHandle(lib.findOrThrow("virgl_renderer_ctx_detach_resource"),
+                FunctionDescriptor.ofVoid(JAVA_INT, JAVA_INT));
+        submitCmd = linker.downcallHandle(lib.findOrThrow("virgl_renderer_submit_cmd"),
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
+        FunctionDescriptor transfer = FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT,
+                ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT);
+        transferReadIov = linker.downcallHandle(lib.findOrThrow("virgl_renderer_transfer_read_iov"), transfer);
+        transferWriteIov = linker.downcallHandle(lib.findOrThrow("virgl_renderer_transfer_write_iov"), transfer);
     }
 
     private static volatile Object loaded;

@@ -55,6 +55,12 @@ public final class VirglRenderer implements AutoCloseable {
      */
     public static VirglRenderer start(Path renderNode) throws VirglUnavailableException {
         VirglLibrary lib = VirglLibrary.load();
+        if (renderNode == null) {
+            String why = EglProbe.surfaceless();
+            if (why != null) {
+                throw new VirglUnavailableException(why);
+            }
+        }
         synchronized (ACTIVE_LOCK) {
             if (active != null) {
                 throw new VirglUnavailableException("virglrenderer is already in use in this process (one gpu device with --virgl)");
@@ -76,6 +82,27 @@ public final class VirglRenderer implements AutoCloseable {
         }
     }
 
+    /** True if libvirglrenderer.so.1 loads in this process (not whether it can render: that is {@link #start}). */
+    public static boolean libraryAvailable() {
+        try {
+            VirglLibrary.load();
+            return true;
+        } catch (VirglUnavailableException e) {
+            return false;
+        }
+    }
+
+    /** The first DRM render node of this host (/dev/dri/renderD128 and up), or null. */
+    public static Path firstRenderNode() {
+        for (int i = 128; i < 192; i++) {
+            Path p = Path.of("/dev/dri/renderD" + i);
+            if (java.nio.file.Files.exists(p)) {
+                return p;
+            }
+        }
+        return null;
+    }
+
     private int init() {
         MemorySegment cbs = arena.allocate(VirglLibrary.CALLBACKS_BYTES, 8);
         cbs.set(JAVA_INT, 0, renderNode == null ? 1 : 2);
@@ -88,6 +115,11 @@ public final class VirglRenderer implements AutoCloseable {
         } catch (Throwable t) {
             throw rethrow(t);
         }
+    }
+
+    /** The bindings, for code already on the renderer's thread (inside {@link #call}). */
+    VirglLibrary library() {
+        return lib;
     }
 
     /**
