@@ -178,6 +178,10 @@ class GuestGpuE2EIT {
             System.out.println("gpu e2e, --virgl: " + m.group());
             assertTrue(Integer.parseInt(m.group(1)) > 10, m.group());
             assertEquals("0", m.group(2), m.group());
+            Matcher c = Pattern.compile("(\\d+) cursor updates, (\\d+) cursor moves").matcher(log);
+            assertTrue(c.find(), log);
+            System.out.println("gpu e2e, --virgl: " + c.group());
+            assertTrue(Integer.parseInt(c.group(1)) >= 1, "cursor shape sent: " + c.group());
         } finally {
             appliance.destroyForcibly();
         }

@@ -361,6 +361,11 @@ final class GpuCommands {
 
     /** UPDATE_CURSOR / MOVE_CURSOR (the cursor queue has no responses); false if the command was invalid. */
     boolean cursor(MemorySegment req, int len) {
+        return cursor(req, len, null);
+    }
+
+    /** image: the cursor's BGRA pixels when they come from elsewhere (a 3D resource), else null. */
+    boolean cursor(MemorySegment req, int len, MemorySegment image) {
         commands++;
         if (len < HDR_BYTES + 32) {
             errors++;
@@ -387,7 +392,7 @@ final class GpuCommands {
             return true;
         }
         GpuResource r = resources.get(resourceId);
-        if (r == null || r.width != VirtioGpu.CURSOR_SIZE || r.height != VirtioGpu.CURSOR_SIZE) {
+        if (image == null && (r == null || r.width != VirtioGpu.CURSOR_SIZE || r.height != VirtioGpu.CURSOR_SIZE)) {
             errors++;
             return false;
         }
@@ -398,7 +403,11 @@ final class GpuCommands {
             cursor.set(U32, 8, y);
             cursor.set(U32, 12, req.get(U32, 44)); // hot_x
             cursor.set(U32, 16, req.get(U32, 48)); // hot_y
-            r.format.toBgra(r.pixels, 0, cursor, 20, VirtioGpu.CURSOR_SIZE * VirtioGpu.CURSOR_SIZE);
+            if (image != null) {
+                MemorySegment.copy(image, 0, cursor, 20, image.byteSize());
+            } else {
+                r.format.toBgra(r.pixels, 0, cursor, 20, VirtioGpu.CURSOR_SIZE * VirtioGpu.CURSOR_SIZE);
+            }
             display.send(VhostUserGpuChannel.CURSOR_UPDATE, cursor, cursor.byteSize());
         }
         return true;

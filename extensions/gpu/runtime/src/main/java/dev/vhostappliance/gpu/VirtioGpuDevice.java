@@ -38,6 +38,8 @@ public final class VirtioGpuDevice implements VirtioDevice {
     private final Virgl3dCommands virgl;
     private final MemorySegment request = Arena.ofAuto().allocate(MAX_REQUEST, 8);
     private final MemorySegment cursorRequest = Arena.ofAuto().allocate(CURSOR_REQUEST, 8);
+    /** A 3D cursor's pixels (BGRA, 64x64) read from the renderer. */
+    private final MemorySegment cursorImage = Arena.ofAuto().allocate(4L * VirtioGpu.CURSOR_SIZE * VirtioGpu.CURSOR_SIZE, 8);
     /** The largest response: EDID, or a capset (virgl2 is 1376 bytes with virglrenderer 0.10). */
     private final MemorySegment response = Arena.ofAuto().allocate(Math.max(VirtioGpu.EDID_RESP_BYTES, VirtioGpu.HDR_BYTES + 4096), 8);
     private DescriptorChain controlChain;
@@ -168,9 +170,14 @@ public final class VirtioGpuDevice implements VirtioDevice {
         while (queue.pop(chain) == Virtqueue.POPPED) {
             pushed = true;
             int len = chain.gather(cursorRequest, CURSOR_REQUEST);
+            // 3D: the cursor image is a renderer resource, fetched before the display lock (the renderer's thread
+            // takes that lock to send pixels)
+            boolean image = virgl != null && len >= CURSOR_REQUEST && cursorRequest.get(U32, 0) == VirtioGpu.CMD_UPDATE_CURSOR
+                    && cursorRequest.get(U32, 40) != 0
+                    && renderer.call(() -> virgl.cursorImage(cursorRequest.get(U32, 40), cursorImage));
             boolean ok;
             synchronized (commands) {
-                ok = commands.cursor(cursorRequest, len);
+                ok = commands.cursor(cursorRequest, len, image ? cursorImage : null);
             }
             if (!ok && len < CURSOR_REQUEST) {
                 countMalformed();

@@ -50,6 +50,7 @@ class Virgl3dDeviceTest {
     GuestRam ram;
     TestFrontend fe;
     DriverQueue controlq;
+    DriverQueue cursorq;
 
     @BeforeEach
     void start() throws Exception {
@@ -66,7 +67,9 @@ class Virgl3dDeviceTest {
         device = new VirtioGpuDevice(64L << 20, renderer);
         ram = GuestRam.single(16L << 20);
         fe = TestFrontend.connect(device);
-        controlq = fe.ready(ram, FEATURES, 2, 64)[0];
+        DriverQueue[] q = fe.ready(ram, FEATURES, 2, 64);
+        controlq = q[0];
+        cursorq = q[1];
     }
 
     @AfterEach
@@ -234,6 +237,20 @@ class Virgl3dDeviceTest {
             assertEquals(20 + 32 * 8 * 4, up.payload().length);
             for (int i = 0; i < 32 * 8; i++) {
                 assertEquals(0xff0000ff, u.getInt(20 + 4 * i), "pixel " + i + ": opaque blue in BGRA");
+            }
+            // a 3D guest's cursor is a renderer resource: its pixels come from virglrenderer
+            long req = ram.alloc(56, 8);
+            ram.write(req, command(VirtioGpu.CMD_UPDATE_CURSOR, 56, b -> b.putInt(24, 0).putInt(28, 10).putInt(32, 20)
+                    .putInt(40, 1).putInt(44, 3).putInt(48, 4)).array());
+            cursorq.addDirect(new Buf(req, 56, false));
+            cursorq.kick();
+            assertNotNull(cursorq.awaitUsed(10_000));
+            FakeDisplay.Msg shape = display.next(VhostUserGpuChannel.CURSOR_UPDATE);
+            assertNotNull(shape, "cursor image sent");
+            assertEquals(20 + 64 * 64 * 4, shape.payload().length);
+            assertEquals(3, shape.u32(12), "hot x");
+            for (int i = 0; i < 64 * 64; i++) {
+                assertEquals(0xff0000ff, shape.u32(20 + 4 * i), "cursor pixel " + i + ": the render target's blue");
             }
             assertEquals(VirtioGpu.RESP_ERR_INVALID_PARAMETER, type(VirtioGpuDeviceTest.scanout(0, 1, 0, 0, W + 1, H)),
                     "a scanout larger than the resource");

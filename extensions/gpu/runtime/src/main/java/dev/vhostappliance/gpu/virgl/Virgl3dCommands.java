@@ -653,6 +653,36 @@ public final class Virgl3dCommands {
         }
     }
 
+    /**
+     * A cursor resource's pixels (64x64, as virglrenderer reads them for a cursor: BGRA, top row first) into
+     * dst; false if it is not a 64x64 resource of ours.
+     */
+    public boolean cursorImage(int id, MemorySegment dst) {
+        Resource3d r = resources.get(id);
+        if (r == null || r.width != VirtioGpu.CURSOR_SIZE || r.height != VirtioGpu.CURSOR_SIZE) {
+            return false;
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment w = a.allocate(ValueLayout.JAVA_INT);
+            MemorySegment h = a.allocate(ValueLayout.JAVA_INT);
+            MemorySegment data = (MemorySegment) lib.getCursorData.invokeExact(id, w, h);
+            if (data.address() == 0) {
+                return false;
+            }
+            try {
+                if (w.get(ValueLayout.JAVA_INT, 0) != VirtioGpu.CURSOR_SIZE || h.get(ValueLayout.JAVA_INT, 0) != VirtioGpu.CURSOR_SIZE) {
+                    return false;
+                }
+                MemorySegment.copy(data.reinterpret(dst.byteSize()), 0, dst, 0, dst.byteSize());
+                return true;
+            } finally {
+                lib.free.invokeExact(data);
+            }
+        } catch (Throwable t) {
+            throw t instanceof RuntimeException re ? re : new IllegalStateException(t);
+        }
+    }
+
     /** SUBMIT_3D: a whole number of dwords, all inside the request, to a context that exists. */
     private int submit(int ctx, MemorySegment req, int len) throws Throwable {
         int size = req.get(U32, HDR);

@@ -46,6 +46,9 @@ final class VirglLibrary {
     final MethodHandle submitCmd;
     final MethodHandle transferReadIov;
     final MethodHandle transferWriteIov;
+    final MethodHandle getCursorData;
+    /** libc's free, for what the library allocates for us (cursor data). */
+    final MethodHandle free;
 
     private VirglLibrary(SymbolLookup lib) {
         Linker linker = Linker.nativeLinker();
@@ -78,6 +81,9 @@ final class VirglLibrary {
                 ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT);
         transferReadIov = linker.downcallHandle(lib.findOrThrow("virgl_renderer_transfer_read_iov"), transfer);
         transferWriteIov = linker.downcallHandle(lib.findOrThrow("virgl_renderer_transfer_write_iov"), transfer);
+        getCursorData = linker.downcallHandle(lib.findOrThrow("virgl_renderer_get_cursor_data"),
+                FunctionDescriptor.of(ADDRESS, JAVA_INT, ADDRESS, ADDRESS));
+        free = linker.downcallHandle(linker.defaultLookup().findOrThrow("free"), FunctionDescriptor.ofVoid(ADDRESS));
     }
 
     private static volatile Object loaded;
