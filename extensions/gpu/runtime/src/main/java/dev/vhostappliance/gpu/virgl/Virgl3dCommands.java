@@ -466,6 +466,17 @@ public final class Virgl3dCommands {
         int level = req.get(U32, HDR + 36);
         int stride = req.get(U32, HDR + 40);
         int layerStride = req.get(U32, HDR + 44);
+        return transfer(ctx, id, level, stride, layerStride, x, y, z, w, h, d, offset, toHost);
+    }
+
+    /** TRANSFER_TO_HOST_2D through the renderer: level 0 of a 2D resource, the device's own context (0). */
+    private int transfer2d(MemorySegment req) throws Throwable {
+        return transfer(0, req.get(U32, HDR + 24), 0, 0, 0, req.get(U32, HDR), req.get(U32, HDR + 4), 0,
+                req.get(U32, HDR + 8), req.get(U32, HDR + 12), 1, req.get(U64, HDR + 16), true);
+    }
+
+    private int transfer(int ctx, int id, int level, int stride, int layerStride, int x, int y, int z, int w, int h,
+            int d, long offset, boolean toHost) throws Throwable {
         Resource3d r = resources.get(id);
         if (r == null) {
             return VirtioGpu.RESP_ERR_INVALID_RESOURCE_ID;
@@ -481,26 +492,6 @@ public final class Virgl3dCommands {
         int rc = toHost
                 ? (int) lib.transferWriteIov.invokeExact(id, ctx, level, stride, layerStride, box, offset, MemorySegment.NULL, 0)
                 : (int) lib.transferReadIov.invokeExact(id, ctx, level, stride, layerStride, box, offset, MemorySegment.NULL, 0);
-        return rc == 0 ? VirtioGpu.RESP_OK_NODATA : VirtioGpu.RESP_ERR_INVALID_PARAMETER;
-    }
-
-    private int transfer2d(MemorySegment req) throws Throwable {
-        int x = req.get(U32, HDR);
-        int y = req.get(U32, HDR + 4);
-        int w = req.get(U32, HDR + 8);
-        int h = req.get(U32, HDR + 12);
-        long offset = req.get(U64, HDR + 16);
-        int id = req.get(U32, HDR + 24);
-        Resource3d r = resources.get(id);
-        if (r == null) {
-            return VirtioGpu.RESP_ERR_INVALID_RESOURCE_ID;
-        }
-        int status = checkBox(r, 0, x, y, 0, w, h, 1, offset, 0, 0);
-        if (status != VirtioGpu.RESP_OK_NODATA) {
-            return status;
-        }
-        setBox(x, y, 0, w, h, 1);
-        int rc = (int) lib.transferWriteIov.invokeExact(id, 0, 0, 0, 0, box, offset, MemorySegment.NULL, 0);
         return rc == 0 ? VirtioGpu.RESP_OK_NODATA : VirtioGpu.RESP_ERR_INVALID_PARAMETER;
     }
 
