@@ -34,14 +34,18 @@ public final class Wakeup implements AutoCloseable {
         LibC.rawWrite(fd, one, 8);
     }
 
-    /** Wakes the poller once without latching; the poller calls {@link #drain()}. */
+    /**
+     * Wakes the poller once without latching; the poller calls {@link #drain}. A word write without errno
+     * capture: pokes come per request (a qcow2 write held for another queue's allocation goes back this way),
+     * and a capturing downcall allocates whenever the JIT does not inline it.
+     */
     public void poke() {
-        LibC.rawWrite(fd, one, 8);
+        LibC.writeWord(fd, one);
     }
 
-    /** Consumes pending pokes (the fd is non-blocking). */
+    /** Consumes pending pokes (the fd is non-blocking), without errno capture as {@link #poke}. */
     public void drain(MemorySegment scratch8) {
-        LibC.rawRead(fd, scratch8, 8);
+        LibC.readWord(fd, scratch8);
     }
 
     @Override
