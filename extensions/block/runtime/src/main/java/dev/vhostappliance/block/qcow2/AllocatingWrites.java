@@ -114,10 +114,10 @@ final class AllocatingWrites {
         }
         slot.ensureBuffers();
         if (head != 0) {
-            image.readCurrent(first << bits, slot.headSlice(head));
+            image.readGuest(first << bits, slot.headSlice(head));
         }
         if (tail != 0) {
-            image.readCurrent(end, slot.tailSlice(tail));
+            image.readGuest(end, slot.tailSlice(tail));
         }
         long host = image.allocateRun((int) count);
         int n = 0;
@@ -153,7 +153,7 @@ final class AllocatingWrites {
                 try {
                     image.linkRun(slot.firstGc, slot.count, slot.host);
                 } catch (Qcow2IoException e) {
-                    r.setResult(image.failedStep(e));
+                    r.setResult(image.failed(e));
                 }
             }
             if (r.result() != 0) {

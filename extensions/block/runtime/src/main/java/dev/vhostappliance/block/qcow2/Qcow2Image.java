@@ -338,9 +338,9 @@ public final class Qcow2Image {
 
     /**
      * What the guest reads at offset, dst.byteSize() bytes within one cluster, into dst (aligned for the
-     * file). The caller holds the lock.
+     * file); also the copy-on-write head and tail of an allocating write. The caller holds the lock.
      */
-    private void readGuest(long offset, MemorySegment dst) {
+    void readGuest(long offset, MemorySegment dst) {
         long gc = offset >>> clusterBits;
         int in = (int) (offset & (clusterSize - 1));
         long entry = map.entry(gc, bitmapHolder);
@@ -693,11 +693,6 @@ public final class Qcow2Image {
         return refs.blockEntries();
     }
 
-    /** What the guest reads now at offset, dst.byteSize() bytes within one cluster (copy-on-write). Under the lock. */
-    void readCurrent(long offset, MemorySegment dst) {
-        readGuest(offset, dst);
-    }
-
     /**
      * An allocating write's data is in the file: the count guest clusters from firstGc point at the run from
      * host now, and what they used is given up. The L2 entries reach the disk at the next flush, after the
@@ -719,11 +714,6 @@ public final class Qcow2Image {
     /** An allocating write failed: its clusters, never linked, are freed at the next flush. Under the lock. */
     void dropRun(long host, int count) {
         refs.free(host >>> clusterBits, count, false);
-    }
-
-    /** The reason for a failed metadata step, logged once; its -errno. */
-    int failedStep(Qcow2IoException e) {
-        return failed(e);
     }
 
     // ------------------------------------------------------------------ flush
@@ -881,7 +871,7 @@ public final class Qcow2Image {
     private static final org.jboss.logging.Logger LOG = org.jboss.logging.Logger.getLogger(Qcow2Image.class);
 
     /** A request failed on metadata: said once in the log (what QEMU prints), -errno for the guest. */
-    private int failed(Qcow2IoException e) {
+    int failed(Qcow2IoException e) {
         LOG.warnf("qcow2 node '%s': %s", name, e.getMessage());
         return e.errno();
     }

@@ -94,13 +94,13 @@ public final class Qcow2Node implements BlockNode {
 
     @Override
     public void read(IoEngine io, IoRequest r, MemorySegment iov, int iovCount, long offset, long length) {
-        long host = translate(offset, length, false);
+        long host = locateRead(offset, length);
         if (host >= 0) {
             image.file().read(io, r, iov, iovCount, host, length);
-        } else if (host == -1 && readsAsZeroes(offset, length)) {
+        } else if (host == HOLE) {
             Iovecs.zero(iov, iovCount, 0, length); // outside the lock: queues reading holes do not wait for each other
             io.completeNow(r, 0);
-        } else if (host == -1) {
+        } else if (host == SLOW) {
             io.completeNow(r, image.read(iov, iovCount, offset, length));
         } else {
             io.completeNow(r, (int) host);
@@ -143,7 +143,7 @@ public final class Qcow2Node implements BlockNode {
                 return;
             }
         } catch (Qcow2IoException e) {
-            io.completeNow(r, image.failedStep(e));
+            io.completeNow(r, image.failed(e));
             return;
         } finally {
             image.lock.unlock();
@@ -159,22 +159,19 @@ public final class Qcow2Node implements BlockNode {
 
     private static final Qcow2Image.WriteKind[] KINDS = Qcow2Image.WriteKind.values();
 
-    private boolean readsAsZeroes(long offset, long length) {
-        image.lock.lock();
-        try {
-            return image.readsAsZeroes(offset, length);
-        } catch (Qcow2IoException e) {
-            return false; // the slow path reports it
-        } finally {
-            image.lock.unlock();
-        }
-    }
+    /** {@link #locateRead}: the range needs the slow path; the range reads as zeroes without I/O. */
+    private static final long SLOW = -1;
+    private static final long HOLE = Long.MIN_VALUE;
 
-    /** Host offset of a fast-path request, -1 for the slow path, or -errno (below -1) on a metadata error. */
-    private long translate(long offset, long length, boolean write) {
+    /**
+     * Where a read goes, with one look at the metadata under the lock: the host offset of one run of
+     * allocated clusters, {@link #HOLE}, {@link #SLOW}, or -errno (other than -1) on a metadata error.
+     */
+    private long locateRead(long offset, long length) {
         image.lock.lock();
         try {
-            return image.contiguousHostOffset(offset, length, write);
+            long host = image.contiguousHostOffset(offset, length, false);
+            return host == SLOW && image.readsAsZeroes(offset, length) ? HOLE : host;
         } catch (Qcow2IoException e) {
             return e.errno() == -1 ? -Errno.EIO : e.errno();
         } finally {
