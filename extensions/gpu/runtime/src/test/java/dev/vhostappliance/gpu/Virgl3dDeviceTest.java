@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.vhostappliance.gpu.virgl.Virgl3dCommands;
 import dev.vhostappliance.gpu.virgl.VirglRenderer;
-import dev.vhostappliance.gpu.virgl.VirglUnavailableException;
+import dev.vhostappliance.gpu.virgl.VirglTesting;
 import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.protocol.Message;
 import dev.vhostappliance.protocol.VhostUserRequest;
@@ -21,7 +21,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -54,17 +53,7 @@ class Virgl3dDeviceTest {
 
     @BeforeEach
     void start() throws Exception {
-        VirglRenderer renderer;
-        try {
-            renderer = VirglRenderer.start(null);
-        } catch (VirglUnavailableException e) {
-            if ("1".equals(System.getenv("VHOST_E2E_REQUIRED"))) {
-                throw new AssertionError("virglrenderer is needed in CI: " + e.getMessage());
-            }
-            Assumptions.abort("virglrenderer unavailable: " + e.getMessage());
-            return;
-        }
-        device = new VirtioGpuDevice(64L << 20, renderer);
+        device = new VirtioGpuDevice(64L << 20, VirglTesting.startOrSkip());
         ram = GuestRam.single(16L << 20);
         fe = TestFrontend.connect(device);
         DriverQueue[] q = fe.ready(ram, FEATURES, 2, 64);

@@ -130,41 +130,35 @@ public final class Virgl3dCommands {
      * One control-queue command in 3D mode: the response is written to resp; returns its length. Commands that
      * 3D does not change (display info, EDID, cursor) are the caller's: this returns -1 for them.
      */
-    public int control(MemorySegment req, int len, MemorySegment resp, GuestMemory memory) {
-        commands++;
+    public int control(MemorySegment req, int len, MemorySegment resp, GuestMemory memory) throws Throwable {
         int type = req.get(U32, 0);
         int ctx = req.get(U32, 16);
-        int[] respLen = {HDR};
-        int status;
-        try {
-            status = switch (type) {
-                case VirtioGpu.CMD_GET_CAPSET_INFO -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : capsetInfo(req.get(U32, 24), resp, respLen);
-                case VirtioGpu.CMD_GET_CAPSET -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC
-                        : capset(req.get(U32, 24), req.get(U32, 28), resp, respLen);
-                case CMD_CTX_CREATE -> len < HDR + 8 + 64 ? VirtioGpu.RESP_ERR_UNSPEC : ctxCreate(ctx, req);
-                case CMD_CTX_DESTROY -> ctxDestroy(ctx);
-                case CMD_CTX_ATTACH_RESOURCE -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : ctxAttach(ctx, req.get(U32, 24), true);
-                case CMD_CTX_DETACH_RESOURCE -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : ctxAttach(ctx, req.get(U32, 24), false);
-                case CMD_RESOURCE_CREATE_3D -> len < HDR + 48 ? VirtioGpu.RESP_ERR_UNSPEC : create3d(req);
-                case VirtioGpu.CMD_RESOURCE_CREATE_2D -> len < HDR + 16 ? VirtioGpu.RESP_ERR_UNSPEC : create2d(req);
-                case VirtioGpu.CMD_RESOURCE_UNREF -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : unref(req.get(U32, 24));
-                case VirtioGpu.CMD_RESOURCE_ATTACH_BACKING -> attachBacking(req, len, memory);
-                case VirtioGpu.CMD_RESOURCE_DETACH_BACKING -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : detachBacking(req.get(U32, 24));
-                case CMD_TRANSFER_TO_HOST_3D, CMD_TRANSFER_FROM_HOST_3D -> len < HDR + 48 ? VirtioGpu.RESP_ERR_UNSPEC
-                        : transfer3d(ctx, req, type == CMD_TRANSFER_TO_HOST_3D);
-                case VirtioGpu.CMD_TRANSFER_TO_HOST_2D -> len < HDR + 32 ? VirtioGpu.RESP_ERR_UNSPEC : transfer2d(req);
-                case CMD_SUBMIT_3D -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : submit(ctx, req, len);
-                case VirtioGpu.CMD_SET_SCANOUT -> len < HDR + 24 ? VirtioGpu.RESP_ERR_UNSPEC : setScanout(req);
-                case VirtioGpu.CMD_RESOURCE_FLUSH -> len < HDR + 24 ? VirtioGpu.RESP_ERR_UNSPEC : flush(req);
-                default -> -1;
-            };
-        } catch (Throwable t) {
-            throw t instanceof RuntimeException re ? re : new IllegalStateException(t);
-        }
+        int[] respLen = {HDR}; // longer only for the capset answers
+        int status = switch (type) {
+            case VirtioGpu.CMD_GET_CAPSET_INFO -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : capsetInfo(req.get(U32, 24), resp, respLen);
+            case VirtioGpu.CMD_GET_CAPSET -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC
+                    : capset(req.get(U32, 24), req.get(U32, 28), resp, respLen);
+            case CMD_CTX_CREATE -> len < HDR + 8 + 64 ? VirtioGpu.RESP_ERR_UNSPEC : ctxCreate(ctx, req);
+            case CMD_CTX_DESTROY -> ctxDestroy(ctx);
+            case CMD_CTX_ATTACH_RESOURCE -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : ctxAttach(ctx, req.get(U32, 24), true);
+            case CMD_CTX_DETACH_RESOURCE -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : ctxAttach(ctx, req.get(U32, 24), false);
+            case CMD_RESOURCE_CREATE_3D -> len < HDR + 48 ? VirtioGpu.RESP_ERR_UNSPEC : create3d(req);
+            case VirtioGpu.CMD_RESOURCE_CREATE_2D -> len < HDR + 16 ? VirtioGpu.RESP_ERR_UNSPEC : create2d(req);
+            case VirtioGpu.CMD_RESOURCE_UNREF -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : unref(req.get(U32, 24));
+            case VirtioGpu.CMD_RESOURCE_ATTACH_BACKING -> attachBacking(req, len, memory);
+            case VirtioGpu.CMD_RESOURCE_DETACH_BACKING -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : detachBacking(req.get(U32, 24));
+            case CMD_TRANSFER_TO_HOST_3D, CMD_TRANSFER_FROM_HOST_3D -> len < HDR + 48 ? VirtioGpu.RESP_ERR_UNSPEC
+                    : transfer3d(ctx, req, type == CMD_TRANSFER_TO_HOST_3D);
+            case VirtioGpu.CMD_TRANSFER_TO_HOST_2D -> len < HDR + 32 ? VirtioGpu.RESP_ERR_UNSPEC : transfer2d(req);
+            case CMD_SUBMIT_3D -> len < HDR + 8 ? VirtioGpu.RESP_ERR_UNSPEC : submit(ctx, req, len);
+            case VirtioGpu.CMD_SET_SCANOUT -> len < HDR + 24 ? VirtioGpu.RESP_ERR_UNSPEC : setScanout(req);
+            case VirtioGpu.CMD_RESOURCE_FLUSH -> len < HDR + 24 ? VirtioGpu.RESP_ERR_UNSPEC : flush(req);
+            default -> -1;
+        };
         if (status == -1) {
-            commands--;
             return -1;
         }
+        commands++;
         if (status != RESP_OK_CAPSET_INFO && status != RESP_OK_CAPSET && status != VirtioGpu.RESP_OK_NODATA) {
             errors++;
         }
@@ -172,34 +166,30 @@ public final class Virgl3dCommands {
             waitForFence();
         }
         resp.set(U32, 0, status);
-        return status == RESP_OK_CAPSET_INFO || status == RESP_OK_CAPSET ? respLen[0] : HDR;
+        return respLen[0];
     }
 
     /** Fences the work so far and waits (polling the renderer) until it retires: responses keep the guest's order. */
-    private void waitForFence() {
-        try {
-            int fence = nextFence++;
-            int rc = (int) lib.createFence.invokeExact(fence, 0);
-            if (rc != 0) {
-                return;
+    private void waitForFence() throws Throwable {
+        int fence = nextFence++;
+        int rc = (int) lib.createFence.invokeExact(fence, 0);
+        if (rc != 0) {
+            return;
+        }
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (retiredFence < fence && System.nanoTime() < deadline) {
+            lib.poll.invokeExact();
+            if (retiredFence < fence) {
+                Thread.onSpinWait();
             }
-            long deadline = System.nanoTime() + 10_000_000_000L;
-            while (retiredFence < fence && System.nanoTime() < deadline) {
-                lib.poll.invokeExact();
-                if (retiredFence < fence) {
-                    Thread.onSpinWait();
-                }
-            }
-        } catch (Throwable t) {
-            throw t instanceof RuntimeException re ? re : new IllegalStateException(t);
         }
     }
 
-    private int capsetInfo(int index, MemorySegment resp, int[] respLen) {
+    private int capsetInfo(int index, MemorySegment resp, int[] respLen) throws Throwable {
         if (index < 0 || index >= CAPSETS.length) {
             return VirtioGpu.RESP_ERR_INVALID_PARAMETER;
         }
-        int[] info = capsetOf(CAPSETS[index]);
+        int[] info = renderer.capsetHere(CAPSETS[index]);
         resp.set(U32, HDR, CAPSETS[index]);
         resp.set(U32, HDR + 4, info[0]);
         resp.set(U32, HDR + 8, info[1]);
@@ -208,28 +198,15 @@ public final class Virgl3dCommands {
         return RESP_OK_CAPSET_INFO;
     }
 
-    private int[] capsetOf(int id) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment ver = a.allocate(ValueLayout.JAVA_INT);
-            MemorySegment size = a.allocate(ValueLayout.JAVA_INT);
-            lib.getCapSet.invokeExact(id, ver, size);
-            return new int[] {ver.get(ValueLayout.JAVA_INT, 0), size.get(ValueLayout.JAVA_INT, 0)};
-        } catch (Throwable t) {
-            throw new IllegalStateException(t);
-        }
-    }
-
     private int capset(int id, int version, MemorySegment resp, int[] respLen) throws Throwable {
         if (id != VirglRenderer.CAPSET_VIRGL && id != VirglRenderer.CAPSET_VIRGL2) {
             return VirtioGpu.RESP_ERR_INVALID_PARAMETER;
         }
-        int[] info = capsetOf(id);
+        int[] info = renderer.capsetHere(id);
         if (Integer.compareUnsigned(version, info[0]) > 0 || info[1] <= 0 || HDR + (long) info[1] > resp.byteSize()) {
             return VirtioGpu.RESP_ERR_INVALID_PARAMETER;
         }
-        MemorySegment data = resp.asSlice(HDR, info[1]);
-        data.fill((byte) 0);
-        lib.fillCaps.invokeExact(id, version, data);
+        renderer.fillCapsHere(id, version, resp.asSlice(HDR, info[1]));
         respLen[0] = HDR + info[1];
         return RESP_OK_CAPSET;
     }
@@ -555,7 +532,11 @@ public final class Virgl3dCommands {
             return VirtioGpu.RESP_ERR_INVALID_PARAMETER;
         }
         scanoutResource[scanout] = id;
-        scanoutRect[scanout] = new int[] {x, y, w, h};
+        int[] rect = scanoutRect[scanout];
+        rect[0] = x;
+        rect[1] = y;
+        rect[2] = w;
+        rect[3] = h;
         sendScanout(scanout, w, h);
         return VirtioGpu.RESP_OK_NODATA;
     }
@@ -648,7 +629,7 @@ public final class Virgl3dCommands {
      * A cursor resource's pixels (64x64, as virglrenderer reads them for a cursor: BGRA, top row first) into
      * dst; false if it is not a 64x64 resource of ours.
      */
-    public boolean cursorImage(int id, MemorySegment dst) {
+    public boolean cursorImage(int id, MemorySegment dst) throws Throwable {
         Resource3d r = resources.get(id);
         if (r == null || r.width != VirtioGpu.CURSOR_SIZE || r.height != VirtioGpu.CURSOR_SIZE) {
             return false;
@@ -669,8 +650,6 @@ public final class Virgl3dCommands {
             } finally {
                 lib.free.invokeExact(data);
             }
-        } catch (Throwable t) {
-            throw t instanceof RuntimeException re ? re : new IllegalStateException(t);
         }
     }
 
@@ -704,17 +683,13 @@ public final class Virgl3dCommands {
     }
 
     /** Device reset: every resource and context goes (on the renderer's thread). */
-    public void reset() {
+    public void reset() throws Throwable {
         java.util.Arrays.fill(scanoutResource, 0);
-        try {
-            for (Integer id : resources.keySet().toArray(Integer[]::new)) {
-                unref(id);
-            }
-            for (Integer ctx : contexts.toArray(Integer[]::new)) {
-                ctxDestroy(ctx);
-            }
-        } catch (Throwable t) {
-            throw t instanceof RuntimeException re ? re : new IllegalStateException(t);
+        for (Integer id : resources.keySet().toArray(Integer[]::new)) {
+            unref(id);
+        }
+        for (Integer ctx : contexts.toArray(Integer[]::new)) {
+            ctxDestroy(ctx);
         }
     }
 }

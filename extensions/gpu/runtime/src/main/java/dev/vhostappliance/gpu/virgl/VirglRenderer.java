@@ -9,7 +9,6 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodType;
 import java.nio.file.Path;
-import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -103,18 +102,14 @@ public final class VirglRenderer implements AutoCloseable {
         return null;
     }
 
-    private int init() {
+    private int init() throws Throwable {
         MemorySegment cbs = arena.allocate(VirglLibrary.CALLBACKS_BYTES, 8);
         cbs.set(JAVA_INT, 0, renderNode == null ? 1 : 2);
         cbs.set(ADDRESS, 8, Callbacks.WRITE_FENCE);
         // 16..40: the GL callbacks stay NULL: with USE_EGL virglrenderer makes its own contexts
         cbs.set(ADDRESS, 40, Callbacks.GET_DRM_FD);
         int flags = VirglLibrary.USE_EGL | (renderNode == null ? VirglLibrary.USE_SURFACELESS : 0);
-        try {
-            return (int) lib.init.invokeExact(cookie, flags, cbs);
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
+        return (int) lib.init.invokeExact(cookie, flags, cbs);
     }
 
     /** The bindings, for code already on the renderer's thread (inside {@link #call}). */
@@ -130,9 +125,21 @@ public final class VirglRenderer implements AutoCloseable {
         this.fenceListener = listener;
     }
 
-    /** Runs task on the renderer's thread and returns its result; its exception is rethrown unchecked. */
-    public <T> T call(Callable<T> task) {
-        Future<T> f = thread.submit(task);
+    /** Work for the renderer's thread: library calls, which may throw anything. */
+    @FunctionalInterface
+    public interface OnRendererThread<T> {
+        T run() throws Throwable;
+    }
+
+    /** Runs task on the renderer's thread and returns its result; what it throws comes back unchecked. */
+    public <T> T call(OnRendererThread<T> task) {
+        Future<T> f = thread.submit(() -> {
+            try {
+                return task.run();
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+        });
         try {
             return f.get();
         } catch (InterruptedException e) {
@@ -146,16 +153,17 @@ public final class VirglRenderer implements AutoCloseable {
 
     /** {max version, max size} of a capset; {0, 0} when virglrenderer does not have it. Any thread. */
     public int[] capset(int id) {
-        return call(() -> {
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment ver = a.allocate(JAVA_INT);
-                MemorySegment size = a.allocate(JAVA_INT);
-                lib.getCapSet.invokeExact(id, ver, size);
-                return new int[] {ver.get(JAVA_INT, 0), size.get(JAVA_INT, 0)};
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
-        });
+        return call(() -> capsetHere(id));
+    }
+
+    /** {@link #capset}, on the renderer's thread already. */
+    int[] capsetHere(int id) throws Throwable {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment ver = a.allocate(JAVA_INT);
+            MemorySegment size = a.allocate(JAVA_INT);
+            lib.getCapSet.invokeExact(id, ver, size);
+            return new int[] {ver.get(JAVA_INT, 0), size.get(JAVA_INT, 0)};
+        }
     }
 
     /** The capset's bytes at version (its size from {@link #capset}). Any thread. */
@@ -163,12 +171,16 @@ public final class VirglRenderer implements AutoCloseable {
         return call(() -> {
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment buf = a.allocate(Math.max(size, 1), 8);
-                lib.fillCaps.invokeExact(id, version, buf);
+                fillCapsHere(id, version, buf);
                 return buf.asSlice(0, size).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
-            } catch (Throwable t) {
-                throw rethrow(t);
             }
         });
+    }
+
+    /** Fills dst (the capset's size, zeroed first) with the capset at version, on the renderer's thread already. */
+    void fillCapsHere(int id, int version, MemorySegment dst) throws Throwable {
+        dst.fill((byte) 0);
+        lib.fillCaps.invokeExact(id, version, dst);
     }
 
     /** virgl_renderer_context_create: 0 or an errno-like code. Any thread. */
@@ -178,43 +190,27 @@ public final class VirglRenderer implements AutoCloseable {
                 byte[] n = name.getBytes(java.nio.charset.StandardCharsets.UTF_8);
                 MemorySegment s = a.allocateFrom(java.lang.foreign.ValueLayout.JAVA_BYTE, n);
                 return (int) lib.contextCreate.invokeExact(id, n.length, s);
-            } catch (Throwable t) {
-                throw rethrow(t);
             }
         });
     }
 
     public void destroyContext(int id) {
         call(() -> {
-            try {
-                lib.contextDestroy.invokeExact(id);
-                return null;
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            lib.contextDestroy.invokeExact(id);
+            return null;
         });
     }
 
     /** A fence after everything submitted so far (ctx 0: the renderer's own). Any thread. */
     public int createFence(int fenceId, int ctxId) {
-        return call(() -> {
-            try {
-                return (int) lib.createFence.invokeExact(fenceId, ctxId);
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
-        });
+        return call(() -> (int) lib.createFence.invokeExact(fenceId, ctxId));
     }
 
     /** Retires finished fences: the listener hears each, on the renderer's thread. Any thread. */
     public void poll() {
         call(() -> {
-            try {
-                lib.poll.invokeExact();
-                return null;
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
+            lib.poll.invokeExact();
+            return null;
         });
     }
 
@@ -228,12 +224,8 @@ public final class VirglRenderer implements AutoCloseable {
             if (initialised) {
                 try {
                     call(() -> {
-                        try {
-                            lib.cleanup.invokeExact(cookie);
-                            return null;
-                        } catch (Throwable t) {
-                            throw rethrow(t);
-                        }
+                        lib.cleanup.invokeExact(cookie);
+                        return null;
                     });
                 } catch (RuntimeException e) {
                     LOG.warnf("virgl_renderer_cleanup: %s", e.getMessage());

@@ -12,7 +12,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -27,14 +26,7 @@ class VirglRendererTest {
 
     @BeforeAll
     static void start() {
-        try {
-            renderer = VirglRenderer.start(null);
-        } catch (VirglUnavailableException e) {
-            if ("1".equals(System.getenv("VHOST_E2E_REQUIRED"))) {
-                throw new AssertionError("virglrenderer is needed in CI: " + e.getMessage());
-            }
-            Assumptions.abort("virglrenderer unavailable: " + e.getMessage());
-        }
+        renderer = VirglTesting.startOrSkip();
         renderer.onFence(f -> {
             synchronized (fences) {
                 fences.add(f);
