@@ -3,7 +3,7 @@
 # cache with apt-get download + dpkg-deb; the host is not modified), its uncompressed vmlinux for a faster
 # PVH boot under TCG, and an initramfs with busybox, fio and util-linux's blkdiscard (each with its shared
 # library closure), the guest tools built static from *.c here (gcc), plus the virtio modules (blk, input
-# with evdev, gpu with DRM and its fbdev). Prints KERNEL=... INITRD=... on stdout.
+# with evdev, gpu with DRM and its fbdev, 9p: the 3D test runs the host's Mesa from a read-only share). Prints KERNEL=... INITRD=... on stdout.
 #   guest-image.sh CACHE_DIR
 set -euo pipefail
 cache=${1:?cache dir}
@@ -64,7 +64,7 @@ if [ ! -f "$initrd" ]; then
     gcc -static -O2 -Wall -o "$t/usr/bin/$(basename "$c" .c)" "$c" >&2
   done
   : > "$t/lib/modules/load-order"
-  for m in virtio_pci virtio_blk virtio_input evdev virtio-gpu; do
+  for m in virtio_pci virtio_blk virtio_input evdev virtio-gpu 9p 9pnet_virtio; do
     modprobe -d "$kroot" -S "$kver" --show-depends "$m" | awk '$1=="insmod"{print $2}'
   done | awk '!seen[$0]++' | while read -r ko; do
     b=$(basename "$ko")

@@ -38,6 +38,15 @@ final class Guest {
         if (major < minQemuMajor) {
             missing.add("QEMU >= " + minQemuMajor + " (found " + (major < 0 ? "none" : major) + ")");
         }
+        require(missing);
+    }
+
+    /** Skips (or, in CI, fails) unless the files (libraries, data) are there. */
+    static void requireFiles(String... files) {
+        require(java.util.Arrays.stream(files).filter(f -> !Files.isReadable(Path.of(f))).toList());
+    }
+
+    private static void require(List<String> missing) {
         if ("1".equals(System.getenv("VHOST_E2E_REQUIRED"))) {
             assertTrue(missing.isEmpty(), "guest test prerequisites missing: " + missing);
         }

@@ -64,8 +64,19 @@ class GuestGpuE2EIT {
         return n;
     }
 
-    /** Boots the guest with the given display device, takes one screendump per head, returns them and the guest output. */
+    /** Boots the guest painting the test pattern with the given display device; one screendump per head. */
     private List<BufferedImage> paintAndShoot(List<String> qemuDevice, int heads, String append) throws Exception {
+        Screens s = runAndShoot(PAINT_SCRIPT, qemuDevice, heads, append);
+        assertTrue(s.out().contains("PAINTED 1280x800"), s.out());
+        return s.heads();
+    }
+
+    /** What the guest printed and the screendumps taken when it printed SHOT. */
+    private record Screens(List<BufferedImage> heads, String out) {
+    }
+
+    /** Boots the guest running script with the given display device, takes one screendump per head at SHOT. */
+    private Screens runAndShoot(String guestScript, List<String> qemuDevice, int heads, String append) throws Exception {
         Path results = dir.resolve("results.log");
         Path qmpSock = dir.resolve("qmp.sock");
         List<String> args = new ArrayList<>(List.of("bash", Guest.E2E.resolve("run-guest.sh").toString(), "--results",
@@ -74,11 +85,11 @@ class GuestGpuE2EIT {
             args.addAll(List.of("--append", append));
         }
         Path script = dir.resolve("run.sh");
-        Files.writeString(script, PAINT_SCRIPT);
+        Files.writeString(script, guestScript);
         args.addAll(List.of(script.toString(), "240", "--"));
         args.addAll(qemuDevice);
         Process guest = new ProcessBuilder(args).redirectError(dir.resolve("guest.err").toFile()).start();
-        assertTrue(Guest.awaitLine(results, "SHOT", 200_000), "guest painted:\n" + Files.readString(results)
+        assertTrue(Guest.awaitLine(results, "SHOT", 200_000), "guest reached SHOT:\n" + Files.readString(results)
                 + Files.readString(dir.resolve("guest.err")));
         List<BufferedImage> shots = new ArrayList<>();
         try (Qmp qmp = Qmp.connect(qmpSock, 10_000)) {
@@ -91,9 +102,8 @@ class GuestGpuE2EIT {
             }
         }
         String out = Guest.finish(guest, dir, 260);
-        assertTrue(out.contains("PAINTED 1280x800"), out);
         assertTrue(out.contains("===E2E-END rc=0==="), out);
-        return shots;
+        return new Screens(shots, out);
     }
 
     @Test
@@ -182,6 +192,108 @@ class GuestGpuE2EIT {
             assertTrue(c.find(), log);
             System.out.println("gpu e2e, --virgl: " + c.group());
             assertTrue(Integer.parseInt(c.group(1)) >= 1, "cursor shape sent: " + c.group());
+        } finally {
+            appliance.destroyForcibly();
+        }
+    }
+
+    /**
+     * The guest's 3D program: the host's root comes in read-only over 9p and gltool runs chrooted into it, so the
+     * guest's Mesa (its virgl driver, GBM, EGL) is the host's and nothing is copied into the guest image.
+     */
+    static final String GL_SCRIPT = String.join("\n",
+            "mkdir -p /host",
+            "mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288 host /host || exit 1",
+            "for d in dev proc sys; do mount --bind /$d /host/$d; done",
+            "for v in /sys/class/vtconsole/vtcon*; do grep -q 'frame buffer' $v/name && echo 0 > $v/bind; done",
+            "MESA_SHADER_CACHE_DISABLE=true chroot /host %s 60 6", "");
+    static final String[] HOST_MESA = {"/usr/lib/x86_64-linux-gnu/libgbm.so.1", "/usr/lib/x86_64-linux-gnu/libEGL.so.1",
+        "/usr/lib/x86_64-linux-gnu/libGLESv2.so.2", "/usr/lib/x86_64-linux-gnu/libEGL_mesa.so.0"};
+
+    /**
+     * gltool's picture at (x, y) of the 1280x800 screen, or -1 within 1.5 pixels of the triangle's edges (where
+     * the rasteriser decides): red, green, blue and white quadrants, a yellow triangle (320,600) (960,600) (640,200).
+     */
+    static int glPicture(int x, int y) {
+        double px = x + 0.5;
+        double py = y + 0.5;
+        double[][] v = {{320, 600}, {960, 600}, {640, 200}};
+        double inside = Double.MAX_VALUE;
+        for (int i = 0; i < 3; i++) {
+            double[] a = v[i];
+            double[] b = v[(i + 1) % 3];
+            double ex = b[0] - a[0];
+            double ey = b[1] - a[1];
+            // signed distance from the edge a->b, positive on the triangle's side
+            inside = Math.min(inside, ((px - a[0]) * ey - (py - a[1]) * ex) / Math.hypot(ex, ey));
+        }
+        if (Math.abs(inside) < 1.5) {
+            return -1;
+        }
+        if (inside > 0) {
+            return 0xffff00;
+        }
+        return y < 400 ? (x < 640 ? 0xff0000 : 0x00ff00) : (x < 640 ? 0x0000ff : 0xffffff);
+    }
+
+    /**
+     * 3D end to end: a GLES2 program of ours (src/test/e2e/gl/gltool.c, GBM + EGL + KMS page flips) draws with the
+     * guest's Mesa virgl driver; the appliance renders with virglrenderer (llvmpipe here, no render node) and QEMU's
+     * display gets the picture read back: the screendump must be gltool's picture.
+     */
+    @Test
+    void aGuestGlProgramRendersThroughVirglAndTheScreendumpShowsItsPicture() throws Exception {
+        Guest.requirePrerequisites(10, Guest.QEMU, "/usr/bin/gcc");
+        Guest.requireFiles(HOST_MESA);
+        Path gltool = dir.resolve("gltool");
+        Process cc = new ProcessBuilder("gcc", "-O2", "-Wall", "-o", gltool.toString(),
+                Guest.E2E.resolve("gl/gltool.c").toString(), "-ldl").redirectErrorStream(true).start();
+        String ccOut = new String(cc.getInputStream().readAllBytes());
+        assertEquals(0, cc.waitFor(), ccOut);
+        Path sock = dir.resolve("gpu.sock");
+        Path log = dir.resolve("appliance.log");
+        Process appliance = Appliance.start(Appliance.command(null, "gpu", "--socket-path=" + sock, "--virgl"), log);
+        try {
+            assertTrue(Appliance.awaitFile(sock, 30_000), "appliance listening: " + Files.readString(log));
+            Screens s = runAndShoot(String.format(GL_SCRIPT, gltool), List.of("-chardev", "socket,id=vgpu,path=" + sock,
+                    "-device", "vhost-user-gpu-pci,chardev=vgpu,id=gpu0", "-virtfs",
+                    "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"), 1, null);
+            Matcher renderer = Pattern.compile("GL_RENDERER=(.*)").matcher(s.out());
+            assertTrue(renderer.find(), s.out());
+            System.out.println("gpu e2e, guest GL: GL_RENDERER=" + renderer.group(1));
+            assertTrue(renderer.group(1).startsWith("virgl"), "the guest renders through virgl: " + renderer.group(1));
+            Matcher frames = Pattern.compile("FRAMES \\d+ in [0-9.]+ s: ([0-9.]+) fps").matcher(s.out());
+            assertTrue(frames.find(), s.out());
+            System.out.println("gpu e2e, guest GL: " + frames.group());
+            for (String probe : List.of("top-left ff0000", "top-right 00ff00", "bottom-left 0000ff", "bottom-right ffffff",
+                    "centre ffff00")) {
+                assertTrue(s.out().contains("PIXEL " + probe), "glReadPixels in the guest: " + probe + "\n" + s.out());
+            }
+            BufferedImage shot = s.heads().get(0);
+            assertEquals("1280x800", shot.getWidth() + "x" + shot.getHeight());
+            long compared = 0;
+            long differing = 0;
+            for (int y = 0; y < 800; y++) {
+                for (int x = 0; x < 1280; x++) {
+                    int want = glPicture(x, y);
+                    if (want >= 0) {
+                        compared++;
+                        if ((shot.getRGB(x, y) & 0xffffff) != want) {
+                            differing++;
+                        }
+                    }
+                }
+            }
+            System.out.println("gpu e2e, guest GL: " + differing + " of " + compared
+                    + " pixels differ from gltool's picture (the rest are on the triangle's edges)");
+            assertEquals(0, differing, "screendump " + dir.resolve("head0.png"));
+            appliance.destroy();
+            assertTrue(appliance.waitFor(10, TimeUnit.SECONDS));
+            String applianceLog = Files.readString(log);
+            Matcher m = Pattern.compile("gpu 3D \\(virgl\\): (\\d+) commands \\((\\d+) errors\\)").matcher(applianceLog);
+            assertTrue(m.find(), applianceLog);
+            System.out.println("gpu e2e, guest GL: " + m.group());
+            assertEquals("0", m.group(2), m.group());
         } finally {
             appliance.destroyForcibly();
         }

@@ -250,6 +250,43 @@ class Virgl3dDeviceTest {
         }
     }
 
+    /**
+     * The display gets the picture the right way up: each row of the guest's backing (top row first, as a
+     * guest writes a framebuffer) arrives as the same row of the update, whatever way round the renderer keeps
+     * its GL texture (a resource without Y_0_TOP is bottom-up inside virglrenderer).
+     */
+    @Test
+    void theDisplayGetsTheGuestsRowsTopFirst() throws Exception {
+        FakeDisplay display = new FakeDisplay();
+        try {
+            fe.send(VhostUserRequest.GPU_SET_SOCKET, Message.VERSION, 0, null, display.backendFd);
+            LibC.close(display.backendFd);
+            long backing = renderTarget();
+            ByteBuffer rows = ByteBuffer.allocate(W * H * 4).order(ByteOrder.LITTLE_ENDIAN);
+            for (int i = 0; i < W * H; i++) {
+                rows.putInt(4 * i, 0xff000000 | (i / W) << 16 | (i % W)); // red = row, blue = column
+            }
+            ram.write(backing, rows.array());
+            assertEquals(VirtioGpu.RESP_OK_NODATA, type(transfer3d(Virgl3dCommands.CMD_TRANSFER_TO_HOST_3D, 1, 1, 0, 0, W,
+                    H, 0, W * 4)));
+            assertEquals(VirtioGpu.RESP_OK_NODATA, type(VirtioGpuDeviceTest.scanout(0, 1, 0, 0, W, H)));
+            assertNotNull(display.next(VhostUserGpuChannel.SCANOUT));
+            assertEquals(VirtioGpu.RESP_OK_NODATA, type(VirtioGpuDeviceTest.flush(1, 0, 10, W, 20)));
+            FakeDisplay.Msg up = display.next(VhostUserGpuChannel.UPDATE);
+            assertNotNull(up, "pixels sent");
+            assertEquals(10, up.u32(8), "y");
+            assertEquals(20, up.u32(16), "height");
+            for (int row = 0; row < 20; row++) {
+                for (int col = 0; col < W; col += 9) {
+                    assertEquals(0xff000000 | (10 + row) << 16 | col, up.u32(20 + 4 * (row * W + col)),
+                            "update row " + row + ", column " + col + " is the guest's row " + (10 + row));
+                }
+            }
+        } finally {
+            display.close();
+        }
+    }
+
     @Test
     void malformedCommandsGetTheirErrorsAndTheDeviceGoesOn() throws Exception {
         renderTarget();

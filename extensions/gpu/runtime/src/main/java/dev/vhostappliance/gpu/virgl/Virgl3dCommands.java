@@ -103,7 +103,6 @@ public final class Virgl3dCommands {
     private static final class Resource3d {
         final int target;
         int format;
-        int flags;
         final int width;
         final int height;
         final int depth;
@@ -302,7 +301,6 @@ public final class Virgl3dCommands {
         }
         Resource3d r = new Resource3d(target, width, height, depth, arraySize, lastLevel, bytes);
         r.format = format;
-        r.flags = flags;
         resources.put(id, r);
         hostmem += bytes;
         return VirtioGpu.RESP_OK_NODATA;
@@ -553,8 +551,7 @@ public final class Virgl3dCommands {
 
     /**
      * RESOURCE_FLUSH: the flushed rectangle, as each scanout showing the resource sees it, is read back from
-     * the renderer (virgl_renderer_transfer_read_iov into a buffer of ours, bottom-up textures turned the right
-     * way) and sent as UPDATE messages in BGRA, like 2D: so any QEMU display (none, VNC, screendump) shows it.
+     * the renderer (virgl_renderer_transfer_read_iov into a buffer of ours) and sent as UPDATE messages in BGRA, like 2D: so any QEMU display (none, VNC, screendump) shows it.
      */
     private int flush(MemorySegment req) throws Throwable {
         int x = req.get(U32, HDR);
@@ -597,13 +594,11 @@ public final class Virgl3dCommands {
         dev.vhostappliance.gpu.PixelFormat format = dev.vhostappliance.gpu.PixelFormat.of(r.format);
         long rowBytes = (long) w * 4;
         int rowsPerStrip = (int) Math.max(1, UPDATE_CHUNK / rowBytes);
-        boolean bottomUp = (r.flags & FLAG_Y_0_TOP) == 0;
         for (int row = 0; row < h; row += rowsPerStrip) {
             int rows = Math.min(rowsPerStrip, h - row);
-            int top = y + row;
-            // a GL texture's row 0 is the bottom of the picture unless the resource says Y_0_TOP
-            int texY = bottomUp ? r.height - top - rows : top;
-            setBox(x, texY, 0, w, rows, 1);
+            // virglrenderer turns a bottom-up GL texture the guest's way round (top row first) unless the
+            // resource says Y_0_TOP, when it is stored that way already: the box is in the guest's coordinates
+            setBox(x, y + row, 0, w, rows, 1);
             readbackIov.set(ValueLayout.JAVA_LONG, 0, readback.address());
             readbackIov.set(ValueLayout.JAVA_LONG, 8, rowBytes * rows);
             int rc = (int) lib.transferReadIov.invokeExact(id, 0, 0, (int) rowBytes, 0, box, 0L, readbackIov, 1);
@@ -616,8 +611,7 @@ public final class Virgl3dCommands {
             updateMessage.set(U32, 12, w);
             updateMessage.set(U32, 16, rows);
             for (int k = 0; k < rows; k++) {
-                int src = bottomUp ? rows - 1 - k : k;
-                format.toBgra(readback, src * rowBytes, updateMessage, 20 + k * rowBytes, w);
+                format.toBgra(readback, k * rowBytes, updateMessage, 20 + k * rowBytes, w);
             }
             if (!d.update(updateMessage, 20 + rows * rowBytes)) {
                 return;
