@@ -7,6 +7,7 @@ import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.libc.NativeCallException;
 import dev.vhostappliance.memory.GuestMemory;
 import dev.vhostappliance.protocol.ProtocolFeature;
+import dev.vhostappliance.server.Wakeup;
 import dev.vhostappliance.virtqueue.DescriptorChain;
 import dev.vhostappliance.virtqueue.Virtqueue;
 import dev.vhostappliance.virtqueue.VirtioRing;
@@ -21,7 +22,9 @@ import org.jboss.logging.Logger;
  * virtio-gpu 2D as a vhost-user-gpu backend: the control queue's commands and the cursor queue run through
  * {@link GpuCommands}; what the guest shows goes to the frontend over the vhost-user-gpu channel. The frontend
  * (QEMU) owns the display model: it answers display info and EDID and fills num_scanouts and the event fields
- * of the config space itself, so there are no geometry options here.
+ * of the config space itself, so there are no geometry options here. In 3D mode a fenced command's response
+ * waits for its renderer fence ({@link FencedResponses}); the renderer's thread pokes the control queue's
+ * completion fd when fences retire and the queue's worker hands the responses back in order.
  */
 public final class VirtioGpuDevice implements VirtioDevice {
     private static final Logger LOG = Logger.getLogger(VirtioGpuDevice.class);
@@ -42,6 +45,13 @@ public final class VirtioGpuDevice implements VirtioDevice {
     private final MemorySegment cursorImage = Arena.ofAuto().allocate(4L * VirtioGpu.CURSOR_SIZE * VirtioGpu.CURSOR_SIZE, 8);
     /** The largest response: EDID, or a capset (virgl2 is 1376 bytes with virglrenderer 0.10). */
     private final MemorySegment response = Arena.ofAuto().allocate(Math.max(VirtioGpu.EDID_RESP_BYTES, VirtioGpu.HDR_BYTES + 4096), 8);
+    /** 3D: fenced responses waiting, the fd the worker watches for retired fences, the newest retired. */
+    private final FencedResponses fenced;
+    private final Wakeup fenceRetired;
+    private final MemorySegment drainScratch = Arena.ofAuto().allocate(8, 8);
+    private volatile int retiredFence;
+    /** The fence made for the command just run on the renderer's thread (read after {@link VirglRenderer#call}). */
+    private int commandFence;
     private DescriptorChain controlChain;
     private DescriptorChain cursorChain;
     private long malformed;
@@ -56,7 +66,17 @@ public final class VirtioGpuDevice implements VirtioDevice {
         this.commands = new GpuCommands(maxHostmem);
         this.renderer = renderer;
         this.virgl = renderer == null ? null : new Virgl3dCommands(renderer, maxHostmem);
+        this.fenced = renderer == null ? null : new FencedResponses(maxQueueSize());
+        try {
+            this.fenceRetired = renderer == null ? null : new Wakeup();
+        } catch (NativeCallException e) {
+            throw new IllegalStateException("eventfd for the gpu's fences: " + e.getMessage(), e);
+        }
         if (virgl != null) {
+            renderer.onFence(f -> {
+                retiredFence = f;
+                fenceRetired.poke();
+            });
             virgl.setDisplay(new Virgl3dCommands.Display() {
                 @Override
                 public boolean scanout(MemorySegment message) {
@@ -107,7 +127,7 @@ public final class VirtioGpuDevice implements VirtioDevice {
     private void control(Virtqueue queue) {
         controlChain = queue.reuse(controlChain);
         DescriptorChain chain = controlChain;
-        boolean pushed = false;
+        boolean pushed = fenced != null && pushRetired(queue);
         while (queue.pop(chain) == Virtqueue.POPPED) {
             pushed = true;
             int len = chain.gather(request, MAX_REQUEST);
@@ -118,36 +138,84 @@ public final class VirtioGpuDevice implements VirtioDevice {
             }
             response.fill((byte) 0);
             int respLen;
+            int fenceId = 0;
             if (len < VirtioGpu.HDR_BYTES) {
                 countMalformed();
                 response.set(U32, 0, VirtioGpu.RESP_ERR_UNSPEC);
                 respLen = VirtioGpu.HDR_BYTES;
             } else {
                 respLen = -1;
+                boolean wantsFence = virgl != null && (request.get(U32, 4) & VirtioGpu.FLAG_FENCE) != 0;
                 if (virgl != null) {
                     GuestMemory memory = queue.memory();
-                    respLen = renderer.call(() -> virgl.control(request, len, response, memory));
+                    respLen = renderer.call(() -> {
+                        int n = virgl.control(request, len, response, memory);
+                        // a fence after the command's work; an error is answered at once (as QEMU does)
+                        commandFence = n >= 0 && wantsFence && succeeded(response) ? renderer.fenceHere() : 0;
+                        return n;
+                    });
+                    fenceId = commandFence;
                 }
                 if (respLen < 0) {
                     synchronized (commands) {
                         respLen = commands.control(request, len, response, queue.memory());
                     }
+                    if (wantsFence && !fenced.isEmpty() && succeeded(response)) {
+                        fenceId = renderer.call(renderer::fenceHere); // not before the fences already waiting
+                    }
                 }
-                fence();
+                copyFence();
             }
             if (chain.writableBytes() < respLen) {
                 response.set(U32, 0, VirtioGpu.RESP_ERR_UNSPEC); // the answer does not fit: say so in what does
                 respLen = VirtioGpu.HDR_BYTES;
             }
-            queue.push(chain.head(), chain.scatter(response, respLen));
+            int written = chain.scatter(response, respLen);
+            if (fenceId == 0 || !fenced.add(chain.head(), written, fenceId)) {
+                queue.push(chain.head(), written);
+            }
         }
         if (pushed) {
             queue.notifyDriver();
         }
     }
 
-    /** Copies the request's fence (and ring index) into the response header: commands complete in order, at once. */
-    private void fence() {
+    private static boolean succeeded(MemorySegment response) {
+        return response.get(U32, 0) < VirtioGpu.RESP_ERR_UNSPEC;
+    }
+
+    /** Hands back the responses whose fences retired, oldest first; true if any. The control queue's thread. */
+    private boolean pushRetired(Virtqueue queue) {
+        fenceRetired.drain(drainScratch);
+        int retired = retiredFence;
+        boolean any = false;
+        while (fenced.oldestRetired(retired)) {
+            queue.push(fenced.oldestHead(), fenced.oldestLength());
+            fenced.removeOldest();
+            any = true;
+        }
+        return any;
+    }
+
+    @Override
+    public int completionFd(int queueIndex) {
+        return queueIndex == VirtioGpu.CONTROLQ && fenceRetired != null ? fenceRetired.fd() : -1;
+    }
+
+    @Override
+    public boolean hasCompletions(int queueIndex) {
+        return queueIndex == VirtioGpu.CONTROLQ && fenced != null && fenced.oldestRetired(retiredFence);
+    }
+
+    @Override
+    public void handleCompletions(int queueIndex, Virtqueue queue) {
+        if (queueIndex == VirtioGpu.CONTROLQ && fenced != null && pushRetired(queue)) {
+            queue.notifyDriver();
+        }
+    }
+
+    /** Copies the request's fence (and ring index) into the response header. */
+    private void copyFence() {
         int flags = request.get(U32, 4);
         response.set(U32, 4, 0);
         response.set(U64, 8, 0);
@@ -234,6 +302,9 @@ public final class VirtioGpuDevice implements VirtioDevice {
         synchronized (commands) {
             commands.reset();
         }
+        if (fenced != null) {
+            fenced.clear(); // the queues are gone: what their worker could not hand back goes with them
+        }
         if (virgl != null) {
             renderer.call(() -> {
                 virgl.reset();
@@ -278,6 +349,7 @@ public final class VirtioGpuDevice implements VirtioDevice {
                     virgl.resourceCount());
             reset();
             renderer.close();
+            fenceRetired.close();
         }
     }
 }

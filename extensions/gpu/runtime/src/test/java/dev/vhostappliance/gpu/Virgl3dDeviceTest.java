@@ -251,6 +251,59 @@ class Virgl3dDeviceTest {
     }
 
     /**
+     * Many commands in flight at once: fenced clears answered when their fences retire, in fence order, with the
+     * fence echoed; the unfenced queries between them answered too (not held behind a fence); nothing lost.
+     */
+    @Test
+    void fencedCommandsComeBackInFenceOrderWithTheOthersAnswered() throws Exception {
+        renderTarget();
+        int n = 15; // 60 descriptors of the queue's 64
+        java.util.Map<Integer, Long> fenceOfHead = new java.util.HashMap<>();
+        java.util.Map<Integer, Long> respOfHead = new java.util.HashMap<>();
+        for (int i = 0; i < n; i++) {
+            int[] stream = clearStream(1, i / (float) n, 0f, 1f, 1f);
+            stream[1] = 100 + i; // a surface of its own per clear
+            stream[9] = 100 + i;
+            ByteBuffer cmd = fenced(submit(1, stream, stream.length * 4), 1000 + i);
+            long req = ram.alloc(cmd.capacity(), 8);
+            ram.write(req, cmd.array());
+            long resp = ram.alloc(24, 8);
+            int head = controlq.addDirect(new Buf(req, cmd.capacity(), false), new Buf(resp, 24, true));
+            fenceOfHead.put(head, 1000L + i);
+            respOfHead.put(head, resp);
+            ByteBuffer info = command(VirtioGpu.CMD_GET_CAPSET_INFO, 32, b -> b.putInt(24, 0));
+            long infoReq = ram.alloc(32, 8);
+            ram.write(infoReq, info.array());
+            long infoResp = ram.alloc(40, 8);
+            int infoHead = controlq.addDirect(new Buf(infoReq, 32, false), new Buf(infoResp, 40, true));
+            respOfHead.put(infoHead, infoResp);
+        }
+        controlq.kick();
+        long lastFence = 0;
+        int fencedSeen = 0;
+        for (int k = 0; k < 2 * n; k++) {
+            DriverQueue.Used u = controlq.awaitUsed(20_000);
+            assertNotNull(u, "answer " + k + " of " + 2 * n);
+            ByteBuffer r = ByteBuffer.wrap(ram.read(respOfHead.get(u.head()), 24)).order(ByteOrder.LITTLE_ENDIAN);
+            Long fence = fenceOfHead.get(u.head());
+            if (fence == null) {
+                assertEquals(Virgl3dCommands.RESP_OK_CAPSET_INFO, r.getInt(0), "a query's answer");
+                assertEquals(0, r.getInt(4), "no fence flag on an unfenced answer");
+                continue;
+            }
+            assertEquals(VirtioGpu.RESP_OK_NODATA, r.getInt(0));
+            assertEquals(VirtioGpu.FLAG_FENCE, r.getInt(4) & VirtioGpu.FLAG_FENCE, "the fence flag echoed");
+            assertEquals((long) fence, r.getLong(8), "the fence id echoed");
+            assertTrue(fence > lastFence, "fence " + fence + " after " + lastFence);
+            lastFence = fence;
+            fencedSeen++;
+        }
+        assertEquals(n, fencedSeen);
+        assertEquals(VirtioGpu.RESP_OK_NODATA, type(fenced(transfer3d(Virgl3dCommands.CMD_TRANSFER_FROM_HOST_3D, 1, 1,
+                0, 0, W, H, 0, W * 4), 2000)), "the device goes on");
+    }
+
+    /**
      * The display gets the picture the right way up: each row of the guest's backing (top row first, as a
      * guest writes a framebuffer) arrives as the same row of the update, whatever way round the renderer keeps
      * its GL texture (a resource without Y_0_TOP is bottom-up inside virglrenderer).

@@ -16,9 +16,8 @@ import java.util.Set;
  * their guest backing, transfers and command streams. Every id, size, box and offset is checked here before
  * it reaches the library (QEMU's backend let some through: CVE-2021-3544/3546), contexts may only use
  * resources attached to them, and resources count against the host memory limit. Runs on the renderer's
- * thread ({@link #control} is called through {@link VirglRenderer#call}). Fenced commands complete when their
- * fence retires: a fence is created after the command and polled for before the response goes out, so the
- * guest's fences come back in order.
+ * thread ({@link #control} is called through {@link VirglRenderer#call}). Fences are the device's: it makes one
+ * after a fenced command ({@link VirglRenderer#fenceHere}) and holds the response until it retires.
  */
 public final class Virgl3dCommands {
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED;
@@ -63,8 +62,6 @@ public final class Virgl3dCommands {
     private final Arena scratchArena = Arena.ofShared();
     private final MemorySegment args = scratchArena.allocate(11 * 4, 8);
     private final MemorySegment box = scratchArena.allocate(6 * 4, 8);
-    private int nextFence = 1;
-    private int retiredFence;
     // counters
     public long commands;
     public long errors;
@@ -73,7 +70,6 @@ public final class Virgl3dCommands {
         this.renderer = renderer;
         this.lib = renderer.library();
         this.maxHostmem = maxHostmem;
-        renderer.onFence(f -> retiredFence = Math.max(retiredFence, f));
     }
 
     /** The frontend's display, as the 2D device reaches it (its lock, its channel). */
@@ -161,27 +157,8 @@ public final class Virgl3dCommands {
         if (status != RESP_OK_CAPSET_INFO && status != RESP_OK_CAPSET && status != VirtioGpu.RESP_OK_NODATA) {
             errors++;
         }
-        if ((req.get(U32, 4) & VirtioGpu.FLAG_FENCE) != 0) {
-            waitForFence();
-        }
         resp.set(U32, 0, status);
         return respLen[0];
-    }
-
-    /** Fences the work so far and waits (polling the renderer) until it retires: responses keep the guest's order. */
-    private void waitForFence() throws Throwable {
-        int fence = nextFence++;
-        int rc = (int) lib.createFence.invokeExact(fence, 0);
-        if (rc != 0) {
-            return;
-        }
-        long deadline = System.nanoTime() + 10_000_000_000L;
-        while (retiredFence < fence && System.nanoTime() < deadline) {
-            lib.poll.invokeExact();
-            if (retiredFence < fence) {
-                Thread.onSpinWait();
-            }
-        }
     }
 
     private int capsetInfo(int index, MemorySegment resp, int[] respLen) throws Throwable {

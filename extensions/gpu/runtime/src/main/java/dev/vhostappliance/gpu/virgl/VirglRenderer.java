@@ -10,9 +10,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodType;
 import java.nio.file.Path;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.function.IntConsumer;
 import org.jboss.logging.Logger;
 
@@ -21,7 +22,9 @@ import org.jboss.logging.Logger;
  * surfaceless (Mesa's llvmpipe renders in software: no /dev/dri needed), and driven from one thread of its
  * own, which owns the GL context; every call goes through {@link #call}. virglrenderer keeps global state, so
  * there is at most one per process. Fences come back through {@code write_fence} on that thread, from
- * {@link #poll}: the newest retired, never going back.
+ * {@code virgl_renderer_poll}: the newest retired, never going back. While fences made by {@link #fenceHere}
+ * are out, the thread polls for them every {@link #FENCE_POLL_MICROS} µs (QEMU's virtio-gpu-gl polls on a
+ * 10 ms timer without virglrenderer's sync thread; a guest waiting on every frame's fence wants it sooner).
  */
 public final class VirglRenderer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(VirglRenderer.class);
@@ -34,18 +37,28 @@ public final class VirglRenderer implements AutoCloseable {
     private static VirglRenderer active;
 
     private final VirglLibrary lib;
-    private final ExecutorService thread;
+    /** How often the renderer's thread looks for retired fences while some are out. */
+    static final long FENCE_POLL_MICROS = 250;
+    private final ScheduledThreadPoolExecutor thread;
     private final Arena arena = Arena.ofShared();
     private final Path renderNode;
     private volatile IntConsumer fenceListener = fence -> { };
     private boolean initialised;
+    // the renderer's thread only: the newest fence made by fenceHere and retired, whether a poll is scheduled,
+    // whether virgl_renderer_cleanup ran (a poll scheduled before must not call into the library after it)
+    private int lastFence;
+    private int retiredFence;
+    private boolean pollScheduled;
+    private boolean cleanedUp;
+    private final Runnable pollFences = this::pollFences;
     /** virgl_renderer_init refuses a NULL cookie (-1 after building its GL context): this one is never read. */
     private final MemorySegment cookie = arena.allocate(8, 8);
 
     private VirglRenderer(VirglLibrary lib, Path renderNode) {
         this.lib = lib;
         this.renderNode = renderNode;
-        this.thread = Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().name("virgl").daemon(true).unstarted(r));
+        this.thread = new ScheduledThreadPoolExecutor(1, r -> Thread.ofPlatform().name("virgl").daemon(true).unstarted(r));
+        thread.setExecuteExistingDelayedTasksAfterShutdownPolicy(false);
     }
 
     /**
@@ -206,6 +219,50 @@ public final class VirglRenderer implements AutoCloseable {
         return call(() -> (int) lib.createFence.invokeExact(fenceId, ctxId));
     }
 
+    /**
+     * On the renderer's thread (inside {@link #call}): a fence after all work submitted so far; returns its id
+     * (never 0), or 0 if virglrenderer refused one. The thread polls until it retires and {@link #onFence}
+     * hears of it.
+     */
+    public int fenceHere() throws Throwable {
+        int id = lastFence + 1 == 0 ? 1 : lastFence + 1;
+        int rc = (int) lib.createFence.invokeExact(id, 0);
+        if (rc != 0) {
+            return 0;
+        }
+        lastFence = id;
+        schedulePoll();
+        return id;
+    }
+
+    private void schedulePoll() {
+        if (pollScheduled || cleanedUp) {
+            return;
+        }
+        try {
+            thread.schedule(pollFences, FENCE_POLL_MICROS, TimeUnit.MICROSECONDS);
+            pollScheduled = true;
+        } catch (RejectedExecutionException e) {
+            // closing: nobody waits for these fences any more
+        }
+    }
+
+    private void pollFences() {
+        pollScheduled = false;
+        if (cleanedUp) {
+            return;
+        }
+        try {
+            lib.poll.invokeExact();
+        } catch (Throwable t) {
+            LOG.errorf(t, "virgl_renderer_poll");
+            return;
+        }
+        if (retiredFence != lastFence) {
+            schedulePoll();
+        }
+    }
+
     /** Retires finished fences: the listener hears each, on the renderer's thread. Any thread. */
     public void poll() {
         call(() -> {
@@ -224,6 +281,7 @@ public final class VirglRenderer implements AutoCloseable {
             if (initialised) {
                 try {
                     call(() -> {
+                        cleanedUp = true;
                         lib.cleanup.invokeExact(cookie);
                         return null;
                     });
@@ -258,6 +316,7 @@ public final class VirglRenderer implements AutoCloseable {
             try {
                 VirglRenderer r = active;
                 if (r != null) {
+                    r.retiredFence = fence;
                     r.fenceListener.accept(fence);
                 }
             } catch (Throwable t) {
