@@ -154,6 +154,14 @@ class Virgl3dDeviceTest {
         return backing;
     }
 
+    /** A fake frontend display, given to the device as its vhost-user-gpu socket. */
+    private FakeDisplay display() throws Exception {
+        FakeDisplay display = new FakeDisplay();
+        fe.send(VhostUserRequest.GPU_SET_SOCKET, Message.VERSION, 0, null, display.backendFd);
+        LibC.close(display.backendFd);
+        return display;
+    }
+
     @Test
     void capsetsAreAnswered() throws Exception {
         ByteBuffer info0 = send(command(VirtioGpu.CMD_GET_CAPSET_INFO, 32, b -> b.putInt(24, 0)), 40);
@@ -201,10 +209,8 @@ class Virgl3dDeviceTest {
     /** The 3D picture reaches a display that takes no GL (none, VNC, screendump): read back, sent as UPDATE. */
     @Test
     void aFlushedRenderTargetIsReadBackToTheDisplay() throws Exception {
-        FakeDisplay display = new FakeDisplay();
+        FakeDisplay display = display();
         try {
-            fe.send(VhostUserRequest.GPU_SET_SOCKET, Message.VERSION, 0, null, display.backendFd);
-            LibC.close(display.backendFd);
             renderTarget();
             int[] stream = clearStream(1, 0f, 0f, 1f, 1f);
             assertEquals(VirtioGpu.RESP_OK_NODATA, type(fenced(submit(1, stream, stream.length * 4), 5)));
@@ -310,10 +316,8 @@ class Virgl3dDeviceTest {
      */
     @Test
     void theDisplayGetsTheGuestsRowsTopFirst() throws Exception {
-        FakeDisplay display = new FakeDisplay();
+        FakeDisplay display = display();
         try {
-            fe.send(VhostUserRequest.GPU_SET_SOCKET, Message.VERSION, 0, null, display.backendFd);
-            LibC.close(display.backendFd);
             long backing = renderTarget();
             ByteBuffer rows = ByteBuffer.allocate(W * H * 4).order(ByteOrder.LITTLE_ENDIAN);
             for (int i = 0; i < W * H; i++) {
