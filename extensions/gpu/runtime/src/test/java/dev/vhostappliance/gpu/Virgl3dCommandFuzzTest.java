@@ -1,12 +1,13 @@
-package dev.vhostappliance.gpu.virgl;
+package dev.vhostappliance.gpu;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import dev.vhostappliance.gpu.VirtioGpu;
+import dev.vhostappliance.gpu.virgl.Virgl3dCommands;
+import dev.vhostappliance.gpu.virgl.VirglRenderer;
+import dev.vhostappliance.gpu.virgl.VirglTesting;
 import dev.vhostappliance.memory.GuestMemory;
-import dev.vhostappliance.testing.GuestRam;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -37,22 +38,13 @@ class Virgl3dCommandFuzzTest {
     /** virgl command stream opcodes (virgl_protocol.h: create/bind/destroy object, framebuffer, clear, draw...). */
     static final int[] OPCODES = {1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21};
 
-    static final GuestRam RAM;
-    static final GuestMemory MEMORY;
+    /** 1 MiB of guest memory, the 2D fuzz target's. */
+    static final GuestMemory MEMORY = GpuCommandFuzzTest.MEMORY;
     /** Shared: the commands run on the renderer's thread. */
     static final MemorySegment REQ = Arena.ofAuto().allocate(1024, 8);
     static final MemorySegment RESP = Arena.ofAuto().allocate(VirtioGpu.HDR_BYTES + 4096, 8);
     static VirglRenderer renderer;
     static Virgl3dCommands virgl;
-
-    static {
-        try {
-            RAM = GuestRam.single(1 << 20);
-            MEMORY = RAM.guestMemory();
-        } catch (Exception e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
 
     @AfterAll
     static void stop() {
