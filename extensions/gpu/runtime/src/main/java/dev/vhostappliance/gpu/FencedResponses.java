@@ -23,10 +23,6 @@ final class FencedResponses {
         return count == 0;
     }
 
-    int size() {
-        return count;
-    }
-
     /** False if full (the caller answers at once then: there cannot be more heads in flight than this). */
     boolean add(int head, int length, int fence) {
         if (count == heads.length) {

@@ -528,7 +528,8 @@ public final class Virgl3dCommands {
 
     /**
      * RESOURCE_FLUSH: the flushed rectangle, as each scanout showing the resource sees it, is read back from
-     * the renderer (virgl_renderer_transfer_read_iov into a buffer of ours) and sent as UPDATE messages in BGRA, like 2D: so any QEMU display (none, VNC, screendump) shows it.
+     * the renderer (virgl_renderer_transfer_read_iov into a buffer of ours) and sent as UPDATE messages in
+     * BGRA, like 2D: so any QEMU display (none, VNC, screendump) shows it.
      */
     private int flush(MemorySegment req) throws Throwable {
         int x = req.get(U32, HDR);
