@@ -17,6 +17,11 @@ import java.nio.charset.StandardCharsets;
 public final class LibC {
     // socket(2) and friends
     public static final int AF_UNIX = 1;
+    public static final int AF_INET = 2;
+    public static final int AF_INET6 = 10;
+    public static final int IPPROTO_TCP = 6;
+    public static final int TCP_NODELAY = 1;
+    public static final int SO_REUSEADDR = 2;
     public static final int SOCK_STREAM = 1;
     public static final int SOCK_NONBLOCK = 0x800;
     public static final int SOCK_CLOEXEC = 0x80000;
@@ -77,6 +82,8 @@ public final class LibC {
     public static final int FALLOC_FL_PUNCH_HOLE = 2;
     public static final int FALLOC_FL_ZERO_RANGE = 0x10;
     public static final int SEEK_END = 2;
+    public static final int SEEK_DATA = 3;
+    public static final int SEEK_HOLE = 4;
 
     private static final MethodHandle SOCKET = Downcall.SOCKET.handle();
     private static final MethodHandle SOCKETPAIR = Downcall.SOCKETPAIR.handle();
@@ -86,6 +93,8 @@ public final class LibC {
     private static final MethodHandle CONNECT = Downcall.CONNECT.handle();
     private static final MethodHandle GETSOCKOPT = Downcall.GETSOCKOPT.handle();
     private static final MethodHandle SHUTDOWN = Downcall.SHUTDOWN.handle();
+    private static final MethodHandle SETSOCKOPT = Downcall.SETSOCKOPT.handle();
+    private static final MethodHandle GETSOCKNAME = Downcall.GETSOCKNAME.handle();
     private static final MethodHandle SENDMSG = Downcall.SENDMSG.handle();
     private static final MethodHandle RECVMSG = Downcall.RECVMSG.handle();
     private static final MethodHandle READ = Downcall.READ.handle();
@@ -236,6 +245,32 @@ public final class LibC {
             len.set(java.lang.foreign.ValueLayout.JAVA_INT, 0, 4);
             check("getsockopt", (int) GETSOCKOPT.invokeExact(state(), fd, level, name, val, len));
             return val.get(java.lang.foreign.ValueLayout.JAVA_INT, 0);
+        } catch (NativeCallException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void setsockoptInt(int fd, int level, int name, int value) throws NativeCallException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment val = arena.allocate(4);
+            val.set(java.lang.foreign.ValueLayout.JAVA_INT, 0, value);
+            check("setsockopt", (int) SETSOCKOPT.invokeExact(state(), fd, level, name, val, 4));
+        } catch (NativeCallException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** getsockname into addr (at most addr.byteSize() bytes); returns the address length. */
+    public static int getsockname(int fd, MemorySegment addr) throws NativeCallException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment len = arena.allocate(4);
+            len.set(java.lang.foreign.ValueLayout.JAVA_INT, 0, (int) addr.byteSize());
+            check("getsockname", (int) GETSOCKNAME.invokeExact(state(), fd, addr, len));
+            return len.get(java.lang.foreign.ValueLayout.JAVA_INT, 0);
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -494,6 +529,16 @@ public final class LibC {
             return check("lseek", (long) LSEEK.invokeExact(state(), fd, 0L, SEEK_END));
         } catch (NativeCallException e) {
             throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** lseek; the new offset or -errno (SEEK_DATA/SEEK_HOLE past the data: -ENXIO). */
+    public static long rawLseek(int fd, long offset, int whence) {
+        try {
+            long rc = (long) LSEEK.invokeExact(state(), fd, offset, whence);
+            return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -5,11 +5,7 @@ import dev.vhostappliance.libc.Errno;
 import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.libc.NativeCallException;
 import dev.vhostappliance.libc.UnixSockets;
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.Path;
-import java.nio.file.attribute.BasicFileAttributes;
 import org.jboss.logging.Logger;
 
 /**
@@ -77,45 +73,13 @@ public final class BackendServer implements AutoCloseable {
 
     /** Listens on path, replacing a stale socket file; fails if another process listens there. */
     public static BackendServer listen(Path path) throws StartupException {
-        String p = path.toString();
+        int fd = SocketPaths.listen(path, 1);
         try {
-            BasicFileAttributes attrs = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
-            if (!attrs.isOther()) {
-                throw new StartupException("socket path " + p + " exists and is not a socket");
-            }
-            int probe = UnixSockets.connect(p);
-            if (probe >= 0) {
-                LibC.close(probe);
-                throw new StartupException("socket path " + p + " is in use by a running backend");
-            }
-            if (-probe != Errno.ECONNREFUSED) {
-                throw new StartupException("socket path " + p + " exists and cannot be checked: " + Errno.describe(-probe));
-            }
-            LOG.infof("replacing stale socket %s", p);
-            LibC.unlink(p);
-        } catch (java.nio.file.NoSuchFileException e) {
-            // the normal case
-        } catch (IOException e) {
-            throw new StartupException("cannot check socket path " + p + ": " + e.getMessage(), e);
-        }
-        Path parent = path.toAbsolutePath().getParent();
-        if (parent != null && !Files.isDirectory(parent)) {
-            throw new StartupException("directory of socket path " + p + " does not exist");
-        }
-        Path bound = SocketPaths.bindingPath(path);
-        int fd = -1;
-        try {
-            fd = UnixSockets.listen(bound.toString(), 1);
-            SocketPaths.publish(bound, path);
             return new BackendServer(fd, true, path);
         } catch (NativeCallException e) {
-            throw new StartupException("cannot listen on " + p + ": " + e.getMessage(), e);
-        } catch (IOException e) {
             LibC.close(fd);
-            LibC.unlink(bound.toString());
-            throw new StartupException("cannot create socket " + p + ": " + e.getMessage(), e);
-        } catch (IllegalArgumentException e) {
-            throw new StartupException(e.getMessage(), e);
+            LibC.unlink(path.toString());
+            throw new StartupException("cannot listen on " + path + ": " + e.getMessage(), e);
         }
     }
 

@@ -145,6 +145,12 @@ public final class OptionReader {
         return new OptionReader(m, prefix + key + ".");
     }
 
+    /** True if key holds a non-empty list (a JSON array, or key.0=... on the command line); marks it read. */
+    public boolean nonEmptyList(String key) {
+        Object v = raw(key);
+        return v instanceof java.util.Collection<?> c ? !c.isEmpty() : v instanceof Map<?, ?> m ? !m.isEmpty() : v != null;
+    }
+
     /** True if key holds an object (a nested blockdev) rather than a string (a node name). */
     public boolean isObject(String key) {
         return map.get(key) instanceof Map;

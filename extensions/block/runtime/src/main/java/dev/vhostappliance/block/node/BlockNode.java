@@ -64,6 +64,23 @@ public interface BlockNode extends AutoCloseable {
         return java.util.List.of();
     }
 
+    /**
+     * Describes the run of bytes that starts at offset and shares one status, at most length bytes of it (the
+     * caller has checked offset &lt; size): fills status and returns the run's length (&gt; 0). Synchronous and
+     * cheap (lseek, a cluster map lookup); the default knows nothing: data, depth 1.
+     */
+    default long blockStatus(long offset, long length, BlockStatus status) {
+        return status.set(false, false, 1, length);
+    }
+
+    /**
+     * True if {@link #writeZeroes} with this unmap never writes zero buffers (NBD's FAST_ZERO: a client asking
+     * for fast zeroes is refused at once where they might be slow).
+     */
+    default boolean zeroesFast(boolean unmap) {
+        return false;
+    }
+
     // ------------------------------------------------------------------ synchronous access
     // For a format driver above this node (qcow2's metadata, its allocating writes, a backing file's reads):
     // done on the calling thread, whole or failed. Results are 0 or -errno.

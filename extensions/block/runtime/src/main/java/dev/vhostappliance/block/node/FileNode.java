@@ -239,6 +239,30 @@ public final class FileNode implements BlockNode {
         }
     }
 
+    /** Punching a hole is one fallocate; ZERO_RANGE may fall back to writing zeroes (tmpfs). */
+    @Override
+    public boolean zeroesFast(boolean unmap) {
+        return unmap && unmapOnDiscard && !readOnly;
+    }
+
+    /** SEEK_DATA/SEEK_HOLE: a hole reads as zeroes; a file that cannot tell (-EINVAL) is all data. */
+    @Override
+    public long blockStatus(long offset, long length, BlockStatus status) {
+        long data = LibC.rawLseek(fd, offset, LibC.SEEK_DATA);
+        if (data == -Errno.ENXIO) {
+            return status.set(true, true, 1, length); // only a hole up to the end of the file
+        }
+        if (data < 0) {
+            return status.set(false, false, 1, length);
+        }
+        if (data > offset) {
+            return status.set(true, true, 1, Math.min(length, data - offset));
+        }
+        long hole = LibC.rawLseek(fd, offset, LibC.SEEK_HOLE);
+        long run = hole > offset ? hole - offset : length;
+        return status.set(false, false, 1, Math.min(length, run));
+    }
+
     @Override
     public int readSync(MemorySegment buf, long offset) {
         return transferSync(buf, offset, false);

@@ -53,6 +53,17 @@ public final class NullNode implements BlockNode {
         return readOnly ? -Errno.EPERM : 0;
     }
 
+    /** As QEMU's null-co: data, known to be zeroes with read-zeroes. */
+    @Override
+    public long blockStatus(long offset, long length, BlockStatus status) {
+        return status.set(false, readZeroes, 1, length);
+    }
+
+    @Override
+    public boolean zeroesFast(boolean unmap) {
+        return true;
+    }
+
     @Override
     public void read(IoEngine io, IoRequest r, MemorySegment iov, int iovCount, long offset, long length) {
         if (readZeroes) {

@@ -88,6 +88,16 @@ public final class RawNode implements BlockNode {
     }
 
     @Override
+    public long blockStatus(long offset, long length, BlockStatus status) {
+        return under.blockStatus(base + offset, length, status);
+    }
+
+    @Override
+    public boolean zeroesFast(boolean unmap) {
+        return !readOnly && under.zeroesFast(unmap);
+    }
+
+    @Override
     public void read(IoEngine io, IoRequest r, MemorySegment iov, int iovCount, long offset, long length) {
         under.read(io, r, iov, iovCount, base + offset, length);
     }

@@ -1,6 +1,7 @@
 package dev.vhostappliance.block.qcow2;
 
 import dev.vhostappliance.block.node.BlockNode;
+import dev.vhostappliance.block.node.BlockStatus;
 import dev.vhostappliance.libc.Errno;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -384,6 +385,70 @@ public final class Qcow2Image {
             }
             pos = runEnd;
         }
+    }
+
+    private static final int DATA = 0;
+    private static final int ZERO_ALLOCATED = 1;
+    private static final int ZERO_UNALLOCATED = 2;
+    private static final int UNALLOCATED = 3;
+    /** Clusters one block status answer looks at, at most: the answer stays cheap however long the range. */
+    private static final int STATUS_CLUSTERS = 1 << 16;
+
+    /**
+     * The run of clusters from offset that share one state (NBD block status), at cluster granularity: a
+     * cluster with some subclusters allocated counts as data. What no cluster here holds is the backing
+     * node's, one level deeper.
+     */
+    long blockStatus(long offset, long length, BlockStatus status) {
+        lock.lock();
+        try {
+            long end = Math.min(offset + length, size);
+            long first = offset >>> clusterBits;
+            int kind = clusterKind(first);
+            long gc = first + 1;
+            while (gc << clusterBits < end && gc - first < STATUS_CLUSTERS && clusterKind(gc) == kind) {
+                gc++;
+            }
+            long run = Math.min(end, gc << clusterBits) - offset;
+            return switch (kind) {
+                case DATA -> status.set(false, false, 1, run);
+                case ZERO_ALLOCATED -> status.set(false, true, 1, run);
+                case ZERO_UNALLOCATED -> status.set(true, true, 1, run);
+                default -> backingStatus(offset, run, status);
+            };
+        } catch (Qcow2IoException e) {
+            return status.set(false, false, 1, length); // unknown: plain data is always a true answer
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private long backingStatus(long offset, long run, BlockStatus status) {
+        if (backing == null || offset >= backing.size()) {
+            return status.set(true, true, 0, run);
+        }
+        long n = backing.blockStatus(offset, Math.min(run, backing.size() - offset), status);
+        status.depth = status.depth == 0 ? 0 : status.depth + 1;
+        return n;
+    }
+
+    private int clusterKind(long gc) {
+        long entry = map.entry(gc, bitmapHolder);
+        if ((entry & COMPRESSED) != 0) {
+            return DATA;
+        }
+        long host = entry & OFFSET_MASK;
+        if (extendedL2) {
+            long bitmap = bitmapHolder[0];
+            if ((bitmap >>> 32) == 0xffffffffL) {
+                return host != 0 ? ZERO_ALLOCATED : ZERO_UNALLOCATED;
+            }
+            return (bitmap & ALL_ALLOCATED) != 0 || (bitmap >>> 32) != 0 ? DATA : UNALLOCATED;
+        }
+        if (version >= 3 && (entry & ZERO) != 0) {
+            return host != 0 ? ZERO_ALLOCATED : ZERO_UNALLOCATED;
+        }
+        return host == 0 ? UNALLOCATED : DATA;
     }
 
     /** True if all of [offset, offset+length) reads as zeroes without I/O. The caller holds the lock. */

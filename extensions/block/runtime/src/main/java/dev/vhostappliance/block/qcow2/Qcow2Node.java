@@ -5,6 +5,7 @@ import dev.vhostappliance.block.io.IoEngine;
 import dev.vhostappliance.block.io.IoEngineKind;
 import dev.vhostappliance.block.io.IoRequest;
 import dev.vhostappliance.block.node.BlockNode;
+import dev.vhostappliance.block.node.BlockStatus;
 import dev.vhostappliance.cli.StartupException;
 import dev.vhostappliance.libc.Errno;
 import java.lang.foreign.MemorySegment;
@@ -80,6 +81,11 @@ public final class Qcow2Node implements BlockNode {
             children.add(image.backing());
         }
         return children;
+    }
+
+    @Override
+    public long blockStatus(long offset, long length, BlockStatus status) {
+        return image.blockStatus(offset, length, status);
     }
 
     @Override

@@ -5,7 +5,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.vhostappliance.block.export.BlockExport;
+import dev.vhostappliance.block.export.vhostuser.VhostUserBlkExport;
 import dev.vhostappliance.block.graph.OptionException;
+import dev.vhostappliance.block.graph.OptionReader;
 import dev.vhostappliance.block.node.BlockNode;
 import dev.vhostappliance.block.node.FileNode;
 import dev.vhostappliance.block.node.NullNode;
@@ -63,6 +66,15 @@ final class BlockQmpCommands {
         return v.asText();
     }
 
+    /** BlockExportRemoveMode: true for hard. */
+    private static boolean mode(ObjectNode args) throws QmpException {
+        String mode = args.has("mode") ? text(args, "mode") : "safe";
+        if (!mode.equals("safe") && !mode.equals("hard")) {
+            throw new QmpException("Parameter 'mode' does not accept value '" + mode + "'");
+        }
+        return mode.equals("hard");
+    }
+
     void register() {
         add("blockdev-add", args -> {
             daemon.addNode(tree(args));
@@ -77,17 +89,13 @@ final class BlockQmpCommands {
             return NODES.objectNode();
         });
         add("block-export-del", args -> {
-            String mode = args.has("mode") ? text(args, "mode") : "safe";
-            if (!mode.equals("safe") && !mode.equals("hard")) {
-                throw new QmpException("Parameter 'mode' does not accept value '" + mode + "'");
-            }
-            daemon.deleteExport(text(args, "id"), mode.equals("hard"));
+            daemon.deleteExport(text(args, "id"), mode(args));
             return NODES.objectNode();
         });
         add("query-block-exports", args -> {
             ArrayNode list = NODES.arrayNode();
-            for (StorageDaemon.Export e : daemon.exports()) {
-                list.addObject().put("type", "vhost-user-blk").put("id", e.id).put("node-name", e.nodeName)
+            for (BlockExport e : daemon.exports()) {
+                list.addObject().put("type", e.type()).put("id", e.id()).put("node-name", e.nodeName())
                         .put("shutting-down", false);
             }
             return list;
@@ -104,10 +112,29 @@ final class BlockQmpCommands {
         });
         add("query-vhost-stats", args -> {
             ArrayNode list = NODES.arrayNode();
-            for (StorageDaemon.Export e : daemon.exports()) {
-                list.add(dev.vhostappliance.qmp.DeviceStatsJson.of(e.id, "block", e.serving.connected(), e.device, e.serving.backend()));
+            for (BlockExport e : daemon.exports()) {
+                if (e instanceof VhostUserBlkExport v) {
+                    list.add(dev.vhostappliance.qmp.DeviceStatsJson.of(v.id(), "block", v.serving().connected(), v.device(),
+                            v.serving().backend()));
+                }
             }
             return list;
+        });
+        add("nbd-server-start", args -> {
+            daemon.startNbdServer(new OptionReader(NbdServerConfig.flattenLegacy(tree(args))));
+            return NODES.objectNode();
+        });
+        add("nbd-server-add", args -> {
+            daemon.addNbdExport(tree(args));
+            return NODES.objectNode();
+        });
+        add("nbd-server-remove", args -> {
+            daemon.removeNbdExport(text(args, "name"), mode(args));
+            return NODES.objectNode();
+        });
+        add("nbd-server-stop", args -> {
+            daemon.stopNbdServer();
+            return NODES.objectNode();
         });
         Body resize = args -> {
             String name = args.has("node-name") ? text(args, "node-name") : text(args, "device");

@@ -1,5 +1,9 @@
 package dev.vhostappliance.block.qsd;
 
+import dev.vhostappliance.block.export.BlockExport;
+import dev.vhostappliance.block.export.nbd.NbdExport;
+import dev.vhostappliance.block.export.nbd.NbdServer;
+import dev.vhostappliance.block.export.vhostuser.VhostUserBlkExport;
 import dev.vhostappliance.block.export.vhostuser.VirtioBlkDevice;
 import dev.vhostappliance.block.graph.BlockGraph;
 import dev.vhostappliance.block.graph.OptionException;
@@ -12,7 +16,6 @@ import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.libc.NativeCallException;
 import dev.vhostappliance.qmp.QmpMonitor;
 import dev.vhostappliance.server.BackendServer;
-import dev.vhostappliance.server.ServedDevice;
 import dev.vhostappliance.server.ShutdownSignals;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
@@ -45,28 +48,15 @@ public final class StorageDaemon {
     private final Map<String, Long> iothreads = new LinkedHashMap<>();
     private final Set<String> exportIds = new LinkedHashSet<>();
     /** Read by the SIGTERM handler while set-up may still add to it. */
-    private final List<Export> exports = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<BlockExport> exports = new java.util.concurrent.CopyOnWriteArrayList<>();
+    /** The NBD server (--nbd-server, nbd-server-start), or null. */
+    private NbdServer nbdServer;
     private String pidfile;
     private int pidfileFd = -1;
     /** --chardev socket ids to their paths, and the monitors on them. */
     private final Map<String, Path> chardevs = new LinkedHashMap<>();
     private final List<QmpMonitor> monitors = new ArrayList<>();
     private final CountDownLatch stopped = new CountDownLatch(1);
-
-    /** One export: its node, its device, and how it is served (its socket and thread). */
-    static final class Export {
-        final String id;
-        final String nodeName;
-        final VirtioBlkDevice device;
-        final ServedDevice serving;
-
-        Export(String id, String nodeName, VirtioBlkDevice device, BackendServer server) {
-            this.id = id;
-            this.nodeName = nodeName;
-            this.device = device;
-            this.serving = new ServedDevice("export", id, device, server, false);
-        }
-    }
 
     /**
      * The qemu-storage-daemon shape inside a config file ({@code run}): nodes and exports as JSON-like trees,
@@ -100,21 +90,21 @@ public final class StorageDaemon {
 
     /** Serves every export on its own thread; returns at once. */
     public synchronized void startServing() {
-        for (Export e : exports) {
-            e.serving.start();
+        for (BlockExport e : exports) {
+            e.start();
         }
     }
 
     /** The ids of the exports, in order. */
     public List<String> exportIds() {
-        return exports.stream().map(e -> e.id).toList();
+        return exports.stream().map(BlockExport::id).toList();
     }
 
     /** Stops every export and releases nodes, sockets and locks. */
     public void shutdown() {
         stopAll();
-        for (Export e : exports) {
-            e.serving.stop(5000);
+        for (BlockExport e : exports) {
+            e.awaitStop(5000);
         }
         close();
     }
@@ -157,6 +147,7 @@ public final class StorageDaemon {
                     case "--blockdev" -> graph.add(new OptionReader(KeyValue.parse(o.value(), null)));
                     case "--pidfile" -> pidfile = o.value();
                     case "--chardev" -> chardev(KeyValue.parse(o.value(), "backend"));
+                    case "--nbd-server" -> startNbdServer(new OptionReader(KeyValue.parse(o.value(), null)));
                     default -> { }
                 }
             } catch (OptionException e) {
@@ -246,8 +237,45 @@ public final class StorageDaemon {
         return graph.nodes();
     }
 
-    List<Export> exports() {
+    List<BlockExport> exports() {
         return List.copyOf(exports);
+    }
+
+    /** --nbd-server, nbd-server-start: one server per daemon, serving at once. */
+    synchronized void startNbdServer(OptionReader r) throws OptionException {
+        NbdServerConfig config = NbdServerConfig.parse(r);
+        if (nbdServer != null) {
+            throw new OptionException("NBD server already running");
+        }
+        try {
+            nbdServer = config.open();
+        } catch (StartupException e) {
+            throw new OptionException(e.getMessage());
+        }
+        if (config.type().equals("inet")) {
+            LOG.warnf("NBD server on %s has no TLS: anyone who can connect can read its exports (and write the writable ones)",
+                    nbdServer.where());
+        }
+        nbdServer.start();
+    }
+
+    /** nbd-server-stop: every NBD export goes (BLOCK_EXPORT_DELETED for each), then the server. */
+    synchronized void stopNbdServer() throws OptionException {
+        if (nbdServer == null) {
+            throw new OptionException("NBD server not running");
+        }
+        for (BlockExport e : exports) {
+            if (e instanceof NbdExport) {
+                deleteExport(e.id(), true);
+            }
+        }
+        nbdServer.close();
+        nbdServer = null;
+    }
+
+    /** The NBD server's TCP port (tests bind port 0), or -1. */
+    public synchronized int nbdPort() {
+        return nbdServer == null ? -1 : nbdServer.port();
     }
 
     /** blockdev-add: a node from a JSON tree like --blockdev's. */
@@ -258,9 +286,9 @@ public final class StorageDaemon {
     /** blockdev-del: a node no export (or raw node) uses. */
     synchronized void deleteNode(String name) throws OptionException {
         BlockNode node = graph.get(name);
-        for (Export e : exports) {
-            if (node != null && (e.device.node() == node || e.nodeName.equals(name))) {
-                throw new OptionException("Node '" + name + "' is busy: block device is in use by block export '" + e.id + "'");
+        for (BlockExport e : exports) {
+            if (node != null && (e.node() == node || e.nodeName().equals(name))) {
+                throw new OptionException("Node '" + name + "' is busy: block device is in use by block export '" + e.id() + "'");
             }
         }
         graph.delete(name);
@@ -269,7 +297,7 @@ public final class StorageDaemon {
     /** block-export-add: an export from a JSON tree like --export's, serving at once. */
     synchronized void addExport(Map<String, Object> tree) throws OptionException {
         export(new OptionReader(tree));
-        exports.get(exports.size() - 1).serving.start();
+        exports.get(exports.size() - 1).start();
     }
 
     /**
@@ -277,14 +305,15 @@ public final class StorageDaemon {
      * when this returns, and BLOCK_EXPORT_DELETED has been sent.
      */
     synchronized void deleteExport(String id, boolean hard) throws OptionException {
-        Export e = exports.stream().filter(x -> x.id.equals(id)).findFirst().orElse(null);
+        BlockExport e = exports.stream().filter(x -> x.id().equals(id)).findFirst().orElse(null);
         if (e == null) {
             throw new OptionException("Export '" + id + "' is not found");
         }
-        if (!hard && e.serving.connected()) {
-            throw new OptionException("export '" + id + "' still in use");
+        try {
+            e.delete(hard);
+        } catch (StartupException ex) {
+            throw new OptionException(ex.getMessage());
         }
-        e.serving.stopAndClose();
         exports.remove(e);
         exportIds.remove(id);
         var data = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode().put("id", id);
@@ -305,9 +334,9 @@ public final class StorageDaemon {
         } catch (StartupException e) {
             throw new OptionException(e.getMessage());
         }
-        for (Export e : exports) {
-            if (graph.uses(e.device.node(), name)) {
-                e.device.refreshCapacity();
+        for (BlockExport e : exports) {
+            if (graph.uses(e.node(), name)) {
+                e.sizeChanged();
             }
         }
         return node.size();
@@ -333,9 +362,98 @@ public final class StorageDaemon {
 
     private void export(OptionReader r) throws OptionException {
         String type = r.required("type");
-        if (!type.equals("vhost-user-blk")) {
-            throw new OptionException("export type '" + type + "' is not supported (only vhost-user-blk)");
+        switch (type) {
+            case "vhost-user-blk" -> vhostUserBlkExport(r);
+            case "nbd" -> nbdExport(r);
+            case "fuse" -> throw new OptionException("export type 'fuse' is not supported yet");
+            case "vduse-blk" -> throw new OptionException(
+                    "export type 'vduse-blk' needs the kernel's vduse module, which this machine does not have");
+            default -> throw new OptionException("export type '" + type + "' is not supported (vhost-user-blk or nbd)");
         }
+    }
+
+    /** --export type=nbd: the node under a name on the NBD server, which must be running. */
+    private void nbdExport(OptionReader r) throws OptionException {
+        String id = r.required("id");
+        String nodeName = r.required("node-name");
+        String name = r.string("name", nodeName);
+        String description = r.string("description", null);
+        boolean writable = r.bool("writable", false);
+        r.bool("writethrough", false);
+        String iothread = r.string("iothread", null);
+        r.bool("fixed-iothread", false);
+        boolean depth = r.bool("allocation-depth", false);
+        if (r.nonEmptyList("bitmaps")) {
+            throw new OptionException("bitmaps: dirty bitmaps are not supported (there are none to export)");
+        }
+        r.finish();
+        if (iothread != null && !iothreads.containsKey(iothread)) {
+            throw new OptionException("Cannot find iothread '" + iothread + "'");
+        }
+        if (name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > 4096) {
+            throw new OptionException("export name '" + name.substring(0, 32) + "...' too long");
+        }
+        if (description != null && description.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > 4096) {
+            throw new OptionException("description '" + description.substring(0, 32) + "...' too long");
+        }
+        BlockNode node = graph.get(nodeName);
+        if (node == null) {
+            throw new OptionException("Cannot find node '" + nodeName + "'");
+        }
+        if (writable && node.readOnly()) {
+            throw new OptionException("Cannot export read-only node '" + nodeName + "' as writable");
+        }
+        if (nbdServer == null) {
+            throw new OptionException("NBD server not running");
+        }
+        if (exportIds.contains(id)) {
+            throw new OptionException("Block export id '" + id + "' is already in use");
+        }
+        NbdExport e = new NbdExport(id, name, description, nodeName, node, writable, depth);
+        try {
+            e.addTo(nbdServer);
+        } catch (StartupException ex) {
+            throw new OptionException(ex.getMessage());
+        }
+        exportIds.add(id);
+        exports.add(e);
+    }
+
+    /** nbd-server-add (deprecated in QEMU, still used): an NBD export whose id is its name. */
+    synchronized void addNbdExport(Map<String, Object> args) throws OptionException {
+        Map<String, Object> tree = new LinkedHashMap<>();
+        OptionReader r = new OptionReader(args);
+        String device = r.required("device");
+        String name = r.string("name", device);
+        tree.put("type", "nbd");
+        tree.put("id", name);
+        tree.put("node-name", device);
+        tree.put("name", name);
+        if (r.has("description")) {
+            tree.put("description", r.string("description", null));
+        }
+        tree.put("writable", r.bool("writable", false));
+        if (r.nonEmptyList("bitmap")) {
+            throw new OptionException("bitmap: dirty bitmaps are not supported (there are none to export)");
+        }
+        r.finish();
+        export(new OptionReader(tree));
+    }
+
+    /** nbd-server-remove: the NBD export with that id. */
+    synchronized void removeNbdExport(String id, boolean hard) throws OptionException {
+        if (nbdServer == null) {
+            throw new OptionException("NBD server not running");
+        }
+        BlockExport e = exports.stream().filter(x -> x.id().equals(id)).findFirst().orElse(null);
+        if (!(e instanceof NbdExport)) {
+            throw new OptionException("Export '" + id + "' is not found");
+        }
+        deleteExport(id, hard);
+    }
+
+    /** --export type=vhost-user-blk: a socket of its own, served on a thread of its own. */
+    private void vhostUserBlkExport(OptionReader r) throws OptionException {
         String id = r.required("id");
         if (!exportIds.add(id)) {
             throw new OptionException("Block export id '" + id + "' is already in use");
@@ -390,7 +508,7 @@ public final class StorageDaemon {
         }
         try {
             BackendServer server = path != null ? BackendServer.listen(Path.of(path)) : BackendServer.inherit(fd);
-            exports.add(new Export(id, nodeName, device, server));
+            exports.add(new VhostUserBlkExport(id, nodeName, device, server));
         } catch (StartupException e) {
             exportIds.remove(id);
             throw new OptionException(e.getMessage());
@@ -431,18 +549,18 @@ public final class StorageDaemon {
         } catch (InterruptedException ex) {
             Thread.currentThread().interrupt();
         }
-        for (Export e : exports) {
-            e.serving.requestStop();
+        for (BlockExport e : exports) {
+            e.requestStop();
         }
-        for (Export e : exports) {
-            e.serving.stop(0);
+        for (BlockExport e : exports) {
+            e.awaitStop(0);
         }
     }
 
     private void stopAll() {
         stopped.countDown();
-        for (Export e : exports) {
-            e.serving.requestStop();
+        for (BlockExport e : exports) {
+            e.requestStop();
         }
     }
 
@@ -450,8 +568,16 @@ public final class StorageDaemon {
         for (QmpMonitor m : monitors) {
             m.close();
         }
-        for (Export e : exports) {
-            e.serving.close();
+        for (BlockExport e : exports) {
+            e.close();
+        }
+        NbdServer nbd;
+        synchronized (this) {
+            nbd = nbdServer;
+            nbdServer = null;
+        }
+        if (nbd != null) {
+            nbd.close();
         }
         graph.close();
         if (pidfileFd >= 0) {

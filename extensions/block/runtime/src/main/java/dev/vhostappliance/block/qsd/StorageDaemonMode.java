@@ -55,7 +55,6 @@ public final class StorageDaemonMode {
             switch (name) {
                 case "--daemonize" -> throw new OptionException(
                         "--daemonize is not supported: vhost-appliance never daemonizes (run it under a supervisor)");
-                case "--nbd-server" -> throw new OptionException("--nbd-server is not supported: only vhost-user-blk exports are");
                 case "-T", "--trace" -> throw new OptionException(name + " is not supported");
                 default -> opts.add(new Opt(name, value));
             }

@@ -75,12 +75,13 @@ class KeyValueTest {
     @Test
     void splitAcceptsBothSpellingsAndRejectsWhatIsNotSupported() throws Exception {
         var opts = StorageDaemonMode.split(new String[] {"--blockdev", "driver=null-co,node-name=n", "--pidfile=/run/p",
-            "--chardev", "socket,id=c,path=/q,server=on,wait=off", "--monitor=chardev=c"});
+            "--chardev", "socket,id=c,path=/q,server=on,wait=off", "--monitor=chardev=c", "--nbd-server", "addr.type=unix"});
         assertEquals(new StorageDaemonMode.Opt("--blockdev", "driver=null-co,node-name=n"), opts.get(0));
         assertEquals(new StorageDaemonMode.Opt("--pidfile", "/run/p"), opts.get(1));
         assertEquals(new StorageDaemonMode.Opt("--chardev", "socket,id=c,path=/q,server=on,wait=off"), opts.get(2));
         assertEquals(new StorageDaemonMode.Opt("--monitor", "chardev=c"), opts.get(3));
-        for (String[] bad : new String[][] {{"--daemonize"}, {"--nbd-server", "addr.type=unix"},
+        assertEquals(new StorageDaemonMode.Opt("--nbd-server", "addr.type=unix"), opts.get(4));
+        for (String[] bad : new String[][] {{"--daemonize"},
                 {"--frobnicate"}, {"--blockdev"}, {"stray"}}) {
             assertThrows(OptionException.class, () -> StorageDaemonMode.split(bad), String.join(" ", bad));
         }
