@@ -50,9 +50,24 @@ public final class NbdServer implements AutoCloseable {
     private static final class Connection {
         final NbdSocket socket;
         volatile NbdExport export;
+        private boolean closed;
 
         Connection(NbdSocket socket) {
             this.socket = socket;
+        }
+
+        /** Asks the connection's thread to end; from any thread, before or after it ended. */
+        synchronized void kill() {
+            if (!closed) {
+                socket.kill().signal();
+            }
+        }
+
+        /** On the connection's thread, last: no kill() writes to the closed fds (whose numbers may be reused). */
+        synchronized void close() {
+            closed = true;
+            socket.close();
+            socket.kill().close();
         }
     }
 
@@ -156,7 +171,7 @@ public final class NbdServer implements AutoCloseable {
         }
         for (Connection c : connections) {
             if (c.export == export) {
-                c.socket.kill().signal();
+                c.kill();
             }
         }
     }
@@ -246,8 +261,7 @@ public final class NbdServer implements AutoCloseable {
             LOG.warnf(ex, "NBD connection failed");
         } finally {
             connections.remove(c);
-            c.socket.close();
-            c.socket.kill().close();
+            c.close();
             connectionEnded.poke();
         }
     }
@@ -257,7 +271,7 @@ public final class NbdServer implements AutoCloseable {
     public void close() {
         stop.signal();
         for (Connection c : connections) {
-            c.socket.kill().signal();
+            c.kill();
         }
         Thread t = acceptor;
         if (t != null) {

@@ -82,7 +82,9 @@ final class NbdTransmission implements IoCompletionSink {
                     throw new ConnectionClosedException("the server stops this connection");
                 }
                 boolean reading = !eof && !disconnect && !stalled;
-                if (!engine.hasCompletions()) {
+                // Requests already in the staging buffer are not news to poll: parse them first.
+                boolean staged = reading && filling == null && inEnd - inStart >= Nbd.REQUEST_BYTES;
+                if (!engine.hasCompletions() && !staged) {
                     if (!reading && inFlight() == 0) {
                         break;
                     }
@@ -140,6 +142,10 @@ final class NbdTransmission implements IoCompletionSink {
         while (!disconnect && !stalled) {
                 if (filling != null) {
                     long n = socket.readSome(filling.bufferAddress() + filled, filling.count - filled);
+                    if (n < 0) { // the client left mid-payload: that write is dropped, unacknowledged
+                        release(filling);
+                        filling = null;
+                    }
                     if (n <= 0) {
                         eof = n < 0; // what is in flight still finishes (acknowledged or not, the writes are made)
                         return;
