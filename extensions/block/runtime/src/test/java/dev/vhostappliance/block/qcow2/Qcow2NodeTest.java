@@ -12,6 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.vhostappliance.block.ExternalTools;
 import dev.vhostappliance.block.graph.OptionException;
 import dev.vhostappliance.block.node.BlockNode;
 import java.nio.file.Files;
@@ -258,13 +259,13 @@ class Qcow2NodeTest extends QemuRefereeTest {
         Path img = dir.resolve("aborted.qcow2");
         create(img, "lazy_refcounts=on,cluster_size=4096", 16L << 20);
         // qemu-io aborts after its writes: lazy refcounts never written, the dirty bit left set
-        QemuTools.Result aborted = QemuTools.exec("qemu-io", "-c", "write -P 0x61 0 1M", "-c", "write -P 0x62 8M 64k",
+        ExternalTools.Result aborted = QemuTools.exec("qemu-io", "-c", "write -P 0x61 0 1M", "-c", "write -P 0x62 8M 64k",
                 "-c", "abort", img.toString());
         assertTrue(aborted.status() != 0, aborted.output());
         assertTrue(dirtyBit(img));
         Path copy = dir.resolve("copy.qcow2");
         Files.copy(img, copy);
-        QemuTools.Result before = QemuTools.exec("qemu-img", "check", copy.toString());
+        ExternalTools.Result before = QemuTools.exec("qemu-img", "check", copy.toString());
         assertTrue(before.output().contains("refcount=0 reference=1"), "the refcounts are really missing: " + before.output());
 
         BlockNode node = openQcow2(graph, "a", img);

@@ -1,7 +1,6 @@
 package dev.vhostappliance.block.qcow2;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
-
+import dev.vhostappliance.block.ExternalTools;
 import dev.vhostappliance.block.graph.BlockGraph;
 import dev.vhostappliance.block.graph.OptionException;
 import dev.vhostappliance.block.graph.OptionReader;
@@ -12,14 +11,12 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 
 /** QEMU's own tools as the referee (qemu-img, qemu-io), and a node driven the way an export drives it. */
 final class QemuTools {
@@ -27,35 +24,16 @@ final class QemuTools {
     }
 
     static boolean available() {
-        return Files.isExecutable(Path.of("/usr/bin/qemu-img")) && Files.isExecutable(Path.of("/usr/bin/qemu-io"));
+        return ExternalTools.available("qemu-img", "qemu-io");
     }
 
-    /** Output and exit status of a command. */
-    record Result(int status, String output) {
-    }
-
-    static Result exec(String... cmd) {
-        try {
-            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (!p.waitFor(120, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                throw new AssertionError("timed out: " + String.join(" ", cmd));
-            }
-            return new Result(p.exitValue(), out);
-        } catch (IOException e) {
-            throw new AssertionError(e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new AssertionError(e);
-        }
+    static ExternalTools.Result exec(String... cmd) {
+        return ExternalTools.exec(cmd);
     }
 
     /** Runs a command that must succeed; its output. */
     static String run(String... cmd) {
-        Result r = exec(cmd);
-        assertEquals(0, r.status(), String.join(" ", cmd) + "\n" + r.output());
-        return r.output();
+        return ExternalTools.run(cmd);
     }
 
     static void create(Path image, String options, long size) {
@@ -94,7 +72,7 @@ final class QemuTools {
 
     /** qemu-img check's output; fails unless it found no errors and no leaks. */
     static String checkClean(Path image) {
-        Result r = exec("qemu-img", "check", image.toString());
+        ExternalTools.Result r = exec("qemu-img", "check", image.toString());
         if (r.status() != 0 || !r.output().contains("No errors were found") || r.output().contains("leaked")) {
             throw new AssertionError("qemu-img check " + image + " (exit " + r.status() + "):\n" + r.output());
         }
