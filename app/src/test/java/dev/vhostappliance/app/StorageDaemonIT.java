@@ -98,7 +98,15 @@ class StorageDaemonIT {
             "--object|memory-backend-ram,id=m,size=1G",
             "--blockdev|{\"driver\":",
             "--daemonize",
-            "--chardev|socket,id=c,path=S,server=on,wait=off"})
+            "--chardev|socket,id=c,path=S,server=on,wait=off",
+            "--blockdev|driver=file,node-name=d,filename=IMG|--export|type=nbd,id=e,node-name=d",
+            "--blockdev|driver=file,node-name=d,filename=IMG|--nbd-server|addr.type=unix,addr.path=S|--export|type=nbd,id=e,node-name=d,bitmaps.0=b",
+            "--blockdev|driver=file,node-name=d,filename=IMG|--nbd-server|addr.type=unix,addr.path=S|--export|type=nbd,id=e,node-name=nope",
+            "--nbd-server|addr.type=inet,addr.host=127.0.0.1,addr.port=70000",
+            "--nbd-server|addr.type=vsock,addr.cid=3",
+            "--nbd-server|addr.type=unix,addr.path=S,tls-creds=tls0",
+            "--blockdev|driver=file,node-name=d,filename=IMG|--export|type=fuse,id=e,node-name=d,mountpoint=IMG",
+            "--blockdev|driver=file,node-name=d,filename=IMG|--export|type=vduse-blk,id=e,node-name=d"})
     void unsupportedOrInvalidOptionsAreOneLineAndExitOne(String spec) throws Exception {
         Path img = image("x.img");
         Path sock = dir.resolve("x.sock");
