@@ -168,4 +168,62 @@ class GuestBlockE2EIT {
         assertEquals("READ rc=0", run.line("READ"));
         assertArrayEquals(before, Files.readAllBytes(img), "image unchanged");
     }
+
+    /**
+     * One node, two exports: the guest writes through vhost-user-blk and fsyncs, the host reads the same node
+     * over NBD (qemu-img, its NBD client) and finds the guest's bytes; then the host writes over NBD and the
+     * guest, reading with O_DIRECT, sees it.
+     */
+    @Test
+    void aGuestsWritesThroughVhostUserAreWhatNbdClientsReadAndTheOtherWayRound() throws Exception {
+        Path img = image();
+        Path sock = dir.resolve("qsd.sock");
+        Path nbd = dir.resolve("nbd.sock");
+        Path log = dir.resolve("appliance.log");
+        Path results = dir.resolve("results.log");
+        String uri = "nbd+unix:///disk0?socket=" + nbd;
+        String script = String.join("\n",
+                "i=0; while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done",
+                "dd if=/dev/urandom of=/tmp/r bs=1048576 count=8 2>/dev/null",
+                "dd if=/tmp/r of=/dev/vda bs=1048576 seek=4 conv=fsync 2>/dev/null",
+                "rc=$?; echo \"SHA=$(sha256sum /tmp/r | cut -c1-64)\"; echo \"WROTE rc=$rc\"",
+                // the host's write over NBD lands at 64 MiB: poll for it, past the guest's page cache
+                "i=0; while [ $i -lt 600 ]; do",
+                "  dd if=/dev/vda of=/tmp/m bs=4096 skip=16384 count=1 iflag=direct 2>/dev/null",
+                "  if grep -q HOST-WROTE-THIS /tmp/m; then echo SEEN; break; fi; sleep 0.1; i=$((i+1)); done",
+                "");
+        Process appliance = Appliance.start(Appliance.command(null,
+                "--blockdev", "driver=file,node-name=disk0,filename=" + img,
+                "--nbd-server", "addr.type=unix,addr.path=" + nbd,
+                "--export", "type=nbd,id=n0,node-name=disk0,writable=on",
+                "--export", "type=vhost-user-blk,id=v0,node-name=disk0,writable=on,addr.type=unix,addr.path=" + sock), log);
+        try {
+            assertTrue(Appliance.awaitFile(sock, 30_000) && Appliance.awaitFile(nbd, 30_000), Files.readString(log));
+            Process guest = Guest.start(dir, script, 1, results, 400, List.of("-chardev", "socket,id=vblk0,path=" + sock,
+                    "-device", "vhost-user-blk-pci,chardev=vblk0"));
+            assertTrue(Guest.awaitLine(results, "WROTE rc=0", 300_000), "the guest wrote: " + Files.readString(results));
+            String wrote = Files.readString(results).replace("\r", "").lines().filter(l -> l.startsWith("SHA="))
+                    .findFirst().orElseThrow();
+            Path viaNbd = dir.resolve("via-nbd.raw");
+            HostTools.run("qemu-img", "convert", "-f", "raw", "-O", "raw", uri, viaNbd.toString());
+            byte[] region = java.util.Arrays.copyOfRange(Files.readAllBytes(viaNbd), 4 << 20, 12 << 20);
+            String sha = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(region));
+            assertEquals("SHA=" + sha, wrote, "NBD reads what the guest wrote");
+            // the image file (copied: the node holds its lock) against the node over NBD, by qemu-img
+            Path copy = Files.copy(img, dir.resolve("copy.raw"));
+            assertTrue(HostTools.run("qemu-img", "compare", "-f", "raw", "-F", "raw", copy.toString(), uri).contains("identical"));
+            HostTools.run("qemu-io", "-f", "raw", "-c", "write -P 0x41 64M 4k", "-c",
+                    "write -s " + marker(dir) + " 64M 15", uri);
+            String out = Guest.finish(guest, dir, 420);
+            assertTrue(out.lines().anyMatch(l -> l.equals("SEEN")), "the guest read the host's NBD write: " + out);
+        } finally {
+            appliance.destroyForcibly();
+        }
+    }
+
+    private static Path marker(Path dir) throws Exception {
+        Path m = dir.resolve("marker");
+        Files.writeString(m, "HOST-WROTE-THIS", StandardCharsets.US_ASCII);
+        return m;
+    }
 }

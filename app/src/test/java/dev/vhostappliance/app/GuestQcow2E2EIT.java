@@ -43,11 +43,7 @@ class GuestQcow2E2EIT {
     }
 
     static String run(String... cmd) throws Exception {
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(300, TimeUnit.SECONDS));
-        assertEquals(0, p.exitValue(), String.join(" ", cmd) + "\n" + out);
-        return out;
+        return HostTools.run(cmd);
     }
 
     static final String WORKLOAD = String.join("\n",

@@ -39,13 +39,8 @@ class NbdExportIT {
         }
     }
 
-    /** A command that must succeed; its output (stdout and stderr). */
     private static String run(String... cmd) throws Exception {
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), String.join(" ", cmd));
-        assertEquals(0, p.exitValue(), String.join(" ", cmd) + "\n" + out);
-        return out;
+        return HostTools.run(cmd);
     }
 
     private Process daemon(Path log, String... args) throws Exception {
