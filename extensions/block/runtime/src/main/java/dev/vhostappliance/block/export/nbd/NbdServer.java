@@ -44,6 +44,8 @@ public final class NbdServer implements AutoCloseable {
     private final Map<String, NbdExport> exports = new LinkedHashMap<>();
     private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
     private final AtomicInteger connectionNumbers = new AtomicInteger();
+    /** Connections that ended in an exception of ours rather than the client's doing (a bug: tests check it). */
+    private final AtomicInteger failures = new AtomicInteger();
     private volatile Thread acceptor;
 
     /** One client: its thread's socket, and the export it chose once the handshake is over. */
@@ -127,6 +129,11 @@ public final class NbdServer implements AutoCloseable {
         } catch (NativeCallException e) {
             return -1;
         }
+    }
+
+    /** Connections that failed on our side (an exception, not the client leaving or breaking the protocol). */
+    public int failures() {
+        return failures.get();
     }
 
     /** Adds an export; its name must be new. */
@@ -258,6 +265,7 @@ public final class NbdServer implements AutoCloseable {
         } catch (ConnectionClosedException ex) {
             LOG.debugf("NBD connection ended: %s", ex.getMessage());
         } catch (RuntimeException ex) {
+            failures.incrementAndGet();
             LOG.warnf(ex, "NBD connection failed");
         } finally {
             connections.remove(c);
