@@ -80,9 +80,6 @@ record NbdServerConfig(String type, String host, int port, String path, int fd, 
     }
 
     NbdServer open() throws StartupException {
-        if (tlsCreds != null) {
-            throw new StartupException("tls-creds '" + tlsCreds + "': TLS for NBD is not supported yet");
-        }
         return switch (type) {
             case "inet" -> NbdServer.listenInet(host, port, maxConnections);
             case "unix" -> NbdServer.listenUnix(Path.of(path), maxConnections);

@@ -3,6 +3,7 @@ package dev.vhostappliance.block.qsd;
 import dev.vhostappliance.block.export.BlockExport;
 import dev.vhostappliance.block.export.nbd.NbdExport;
 import dev.vhostappliance.block.export.nbd.NbdServer;
+import dev.vhostappliance.block.export.nbd.TlsCredentials;
 import dev.vhostappliance.block.export.vhostuser.VhostUserBlkExport;
 import dev.vhostappliance.block.export.vhostuser.VirtioBlkDevice;
 import dev.vhostappliance.block.graph.BlockGraph;
@@ -46,6 +47,9 @@ public final class StorageDaemon {
     private final BlockGraph graph = new BlockGraph();
     /** --object iothread ids and their poll-max-ns (-1: not given). */
     private final Map<String, Long> iothreads = new LinkedHashMap<>();
+    /** --object tls-creds-x509 (endpoint=server) by id, and --object authz-simple identities by id. */
+    private final Map<String, TlsCredentials> tlsCreds = new LinkedHashMap<>();
+    private final Map<String, String> authz = new LinkedHashMap<>();
     private final Set<String> exportIds = new LinkedHashSet<>();
     /** Read by the SIGTERM handler while set-up may still add to it. */
     private final List<BlockExport> exports = new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -247,12 +251,32 @@ public final class StorageDaemon {
         if (nbdServer != null) {
             throw new OptionException("NBD server already running");
         }
+        TlsCredentials tls = null;
+        if (config.tlsCreds() != null) {
+            tls = tlsCreds.get(config.tlsCreds());
+            if (tls == null) {
+                throw new OptionException("No TLS credentials with id '" + config.tlsCreds() + "'");
+            }
+            if (config.tlsAuthz() != null) {
+                String identity = authz.get(config.tlsAuthz());
+                if (identity == null) {
+                    throw new OptionException("No authorization object with id '" + config.tlsAuthz() + "'");
+                }
+                try {
+                    tls = tls.withIdentity(identity);
+                } catch (StartupException e) {
+                    throw new OptionException(e.getMessage());
+                }
+            }
+        }
         try {
             nbdServer = config.open();
         } catch (StartupException e) {
             throw new OptionException(e.getMessage());
         }
-        if (config.type().equals("inet")) {
+        if (tls != null) {
+            nbdServer.requireTls(tls);
+        } else if (config.type().equals("inet")) {
             LOG.warnf("NBD server on %s has no TLS: anyone who can connect can read its exports (and write the writable ones)",
                     nbdServer.where());
         }
@@ -345,9 +369,46 @@ public final class StorageDaemon {
     private void object(Map<String, Object> tree) throws OptionException {
         OptionReader r = new OptionReader(tree);
         String type = r.required("qom-type");
-        if (!type.equals("iothread")) {
-            throw new OptionException("object type '" + type + "' is not supported (only iothread)");
+        switch (type) {
+            case "iothread" -> iothread(r);
+            case "tls-creds-x509" -> tlsCredsX509(r);
+            case "authz-simple" -> authzSimple(r);
+            default -> throw new OptionException("object type '" + type + "' is not supported (iothread, tls-creds-x509, authz-simple)");
         }
+    }
+
+    /** tls-creds-x509,id=,dir=,endpoint=server[,verify-peer=on]: the NBD server's certificates (QEMU's file names). */
+    private void tlsCredsX509(OptionReader r) throws OptionException {
+        String id = r.required("id");
+        String dir = r.required("dir");
+        String endpoint = r.string("endpoint", "client");
+        boolean verifyPeer = r.bool("verify-peer", true);
+        r.finish();
+        if (!endpoint.equals("server")) {
+            throw new OptionException("tls-creds-x509 '" + id + "': only endpoint=server is supported (the NBD server's side)");
+        }
+        if (tlsCreds.containsKey(id) || authz.containsKey(id) || iothreads.containsKey(id)) {
+            throw new OptionException("attempt to add duplicate property '" + id + "' to object");
+        }
+        try {
+            tlsCreds.put(id, TlsCredentials.load(id, Path.of(dir), verifyPeer));
+        } catch (StartupException e) {
+            throw new OptionException(e.getMessage());
+        }
+    }
+
+    /** authz-simple,id=,identity=DN: the one client certificate name the NBD server lets in. */
+    private void authzSimple(OptionReader r) throws OptionException {
+        String id = r.required("id");
+        String identity = r.required("identity");
+        r.finish();
+        if (tlsCreds.containsKey(id) || authz.containsKey(id) || iothreads.containsKey(id)) {
+            throw new OptionException("attempt to add duplicate property '" + id + "' to object");
+        }
+        authz.put(id, identity);
+    }
+
+    private void iothread(OptionReader r) throws OptionException {
         String id = r.required("id");
         // poll-max-ns: how long the queue threads of exports on this iothread poll their rings and
         // completions before sleeping (QEMU's adaptive window; grow/shrink are accepted, our window is fixed).

@@ -23,7 +23,10 @@ final class NbdHandshake {
     static final int MAX_OPTION = 64 * 1024;
     private static final int OUT_BYTES = 16 + 4 + Nbd.MAX_STRING + 64;
 
-    private final NbdSocket socket;
+    private NbdSocket socket;
+    /** The server's TLS credentials (FORCEDTLS: nothing but STARTTLS before TLS), or null. */
+    private final TlsCredentials tls;
+    private boolean tlsDone;
     private final Function<String, NbdExport> exports;
     private final java.util.function.Supplier<List<NbdExport>> allExports;
     private final long deadline;
@@ -36,9 +39,10 @@ final class NbdHandshake {
     private int baseAllocationId = -1;
     private int allocationDepthId = -1;
 
-    NbdHandshake(NbdSocket socket, Function<String, NbdExport> exports,
+    NbdHandshake(NbdSocket socket, TlsCredentials tls, Function<String, NbdExport> exports,
             java.util.function.Supplier<List<NbdExport>> allExports, long deadline, Arena arena) {
         this.socket = socket;
+        this.tls = tls;
         this.exports = exports;
         this.allExports = allExports;
         this.deadline = deadline;
@@ -83,6 +87,13 @@ final class NbdHandshake {
 
     /** One option; returns the session when it ends the handshake. */
     private NbdSession option(int option, int length) throws ConnectionClosedException {
+        if (tls != null && !tlsDone && option != Nbd.OPT_STARTTLS && option != Nbd.OPT_ABORT) {
+            if (option == Nbd.OPT_EXPORT_NAME) {
+                throw new ConnectionClosedException("EXPORT_NAME without TLS on a TLS server");
+            }
+            error(option, Nbd.REP_ERR_TLS_REQD, "TLS is required on this server: negotiate it with NBD_OPT_STARTTLS");
+            return null;
+        }
         switch (option) {
             case Nbd.OPT_EXPORT_NAME -> {
                 NbdExport e = length <= Nbd.MAX_STRING ? exports.apply(string(0, length)) : null;
@@ -116,7 +127,7 @@ final class NbdHandshake {
                 }
                 reply(option, Nbd.REP_ACK, 0);
             }
-            case Nbd.OPT_STARTTLS -> error(option, Nbd.REP_ERR_POLICY, "TLS is not configured on this server");
+            case Nbd.OPT_STARTTLS -> startTls(length);
             case Nbd.OPT_INFO, Nbd.OPT_GO -> {
                 return infoOrGo(option, length);
             }
@@ -134,6 +145,35 @@ final class NbdHandshake {
             default -> error(option, Nbd.REP_ERR_UNSUP, "option " + option + " is not supported");
         }
         return null;
+    }
+
+    /** STARTTLS: ACK, then the TLS handshake; what was negotiated before is forgotten, as the spec requires. */
+    private void startTls(int length) throws ConnectionClosedException {
+        if (tls == null) {
+            error(Nbd.OPT_STARTTLS, Nbd.REP_ERR_POLICY, "TLS is not configured on this server");
+        } else if (tlsDone) {
+            error(Nbd.OPT_STARTTLS, Nbd.REP_ERR_INVALID, "TLS already negotiated");
+        } else if (length != 0) {
+            error(Nbd.OPT_STARTTLS, Nbd.REP_ERR_INVALID, "NBD_OPT_STARTTLS has no data");
+        } else {
+            reply(Nbd.OPT_STARTTLS, Nbd.REP_ACK, 0);
+            TlsNbdSocket t = new TlsNbdSocket(socket, tls.newEngine());
+            socket = t; // closed (its buffers freed) by the connection, whatever happens next
+            t.handshake(deadline);
+            if (!tls.authorized(t.engine())) {
+                throw new ConnectionClosedException("the client's certificate is not the one tls-authz allows");
+            }
+            tlsDone = true;
+            structured = false;
+            contextExport = null;
+            baseAllocationId = -1;
+            allocationDepthId = -1;
+        }
+    }
+
+    /** The transport the handshake ends on (TLS after STARTTLS). */
+    NbdSocket socket() {
+        return socket;
     }
 
     /** INFO and GO: u32 name length, name, u16 count, count u16 info requests; the data must add up. */
@@ -187,7 +227,7 @@ final class NbdHandshake {
 
     private NbdSession session(NbdExport e, String name) {
         boolean contexts = structured && name.equals(contextExport);
-        return new NbdSession(e, structured, contexts ? baseAllocationId : -1, contexts ? allocationDepthId : -1);
+        return new NbdSession(e, structured, contexts ? baseAllocationId : -1, contexts ? allocationDepthId : -1, socket);
     }
 
     private void infoString(int option, int type, String value) throws ConnectionClosedException {

@@ -47,6 +47,8 @@ public final class NbdServer implements AutoCloseable {
     /** Connections that ended in an exception of ours rather than the client's doing (a bug: tests check it). */
     private final AtomicInteger failures = new AtomicInteger();
     private volatile Thread acceptor;
+    /** TLS credentials: every client must negotiate TLS (QEMU's tls-creds), or null. */
+    private volatile TlsCredentials tls;
 
     /** One client: its thread's socket, and the export it chose once the handshake is over. */
     private static final class Connection {
@@ -134,6 +136,11 @@ public final class NbdServer implements AutoCloseable {
     /** Connections that failed on our side (an exception, not the client leaving or breaking the protocol). */
     public int failures() {
         return failures.get();
+    }
+
+    /** Requires TLS of every client from now on (before {@link #start()}). */
+    public void requireTls(TlsCredentials credentials) {
+        this.tls = credentials;
     }
 
     /** Adds an export; its name must be new. */
@@ -241,12 +248,13 @@ public final class NbdServer implements AutoCloseable {
     }
 
     private void run(Connection c) {
+        NbdHandshake handshake = null;
         try (Arena arena = Arena.ofConfined()) {
             if (stop.isSignalled()) {
                 return;
             }
-            NbdSession session = new NbdHandshake(c.socket, this::export, this::exports,
-                    System.nanoTime() + HANDSHAKE_NANOS, arena).run();
+            handshake = new NbdHandshake(c.socket, tls, this::export, this::exports, System.nanoTime() + HANDSHAKE_NANOS, arena);
+            NbdSession session = handshake.run();
             NbdExport e = session.export();
             synchronized (this) {
                 if (exports.get(e.name()) != e) {
@@ -258,7 +266,7 @@ public final class NbdServer implements AutoCloseable {
             BlockNode node = e.node();
             IoEngine engine = node.engineKind().open(NbdTransmission.MAX_IN_FLIGHT, node.ioFd(), "NBD export '" + e.name() + "'");
             try {
-                new NbdTransmission(c.socket, session, engine, e.counters()).run();
+                new NbdTransmission(session.socket(), session, engine, e.counters()).run();
             } finally {
                 engine.close();
             }
@@ -268,6 +276,9 @@ public final class NbdServer implements AutoCloseable {
             failures.incrementAndGet();
             LOG.warnf(ex, "NBD connection failed");
         } finally {
+            if (handshake != null && handshake.socket() != c.socket) {
+                handshake.socket().close(); // the TLS layer's buffers
+            }
             connections.remove(c);
             c.close();
             connectionEnded.poke();

@@ -25,6 +25,11 @@ class NbdSocket implements AutoCloseable {
     /** For {@link #writeFully}: a msghdr and one iovec (the handshake's replies). */
     private final MemorySegment oneMsg = Arena.ofAuto().allocate(56 + 16, 8);
 
+    /** The same connection, for a transport layered on it (TLS). */
+    NbdSocket(NbdSocket plain) {
+        this(plain.fd, plain.kill);
+    }
+
     NbdSocket(int fd, Wakeup kill) {
         this.fd = fd;
         this.kill = kill;
@@ -32,6 +37,11 @@ class NbdSocket implements AutoCloseable {
 
     final int fd() {
         return fd;
+    }
+
+    /** True if bytes wait in this process (decrypted TLS data) that poll on the socket would not announce. */
+    boolean buffered() {
+        return false;
     }
 
     final Wakeup kill() {

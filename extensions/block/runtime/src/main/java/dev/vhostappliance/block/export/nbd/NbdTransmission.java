@@ -83,7 +83,7 @@ final class NbdTransmission implements IoCompletionSink {
                 }
                 boolean reading = !eof && !disconnect && !stalled;
                 // Requests already in the staging buffer are not news to poll: parse them first.
-                boolean staged = reading && filling == null && inEnd - inStart >= Nbd.REQUEST_BYTES;
+                boolean staged = reading && (filling == null && inEnd - inStart >= Nbd.REQUEST_BYTES || socket.buffered());
                 if (!engine.hasCompletions() && !staged) {
                     if (!reading && inFlight() == 0) {
                         break;

@@ -20,6 +20,11 @@ final class RawNbdClient implements AutoCloseable {
         channel = SocketChannel.open(UnixDomainSocketAddress.of(socket));
     }
 
+    /** Over TCP to 127.0.0.1:port (the path is ignored: a name for the test's reader). */
+    RawNbdClient(Path unused, int port) throws IOException {
+        channel = SocketChannel.open(new java.net.InetSocketAddress("127.0.0.1", port));
+    }
+
     /** One option reply. */
     record OptionReply(int option, int type, byte[] data) {
         int u32(int at) {
