@@ -107,7 +107,8 @@ class StorageDaemonIT {
             "--nbd-server|addr.type=unix,addr.path=S,tls-creds=tls0",
             "--object|tls-creds-x509,id=t,dir=/nonexistent,endpoint=server",
             "--object|tls-creds-x509,id=t,dir=/tmp,endpoint=client",
-            "--blockdev|driver=file,node-name=d,filename=IMG|--export|type=fuse,id=e,node-name=d,mountpoint=IMG",
+            "--blockdev|driver=file,node-name=d,filename=IMG|--export|type=fuse,id=e,node-name=d,mountpoint=S",
+            "--blockdev|driver=file,node-name=d,filename=IMG|--export|type=fuse,id=e,node-name=d,mountpoint=IMG,allow-other=maybe",
             "--blockdev|driver=file,node-name=d,filename=IMG|--export|type=vduse-blk,id=e,node-name=d"})
     void unsupportedOrInvalidOptionsAreOneLineAndExitOne(String spec) throws Exception {
         Path img = image("x.img");

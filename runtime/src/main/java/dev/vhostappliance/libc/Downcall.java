@@ -55,6 +55,10 @@ public enum Downcall {
     LSEEK("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT)),
     MEMFD_CREATE("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT)),
     GETPID("getpid", FunctionDescriptor.of(JAVA_INT)),
+    GETUID("getuid", FunctionDescriptor.of(JAVA_INT)),
+    GETGID("getgid", FunctionDescriptor.of(JAVA_INT)),
+    MOUNT("mount", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS)),
+    UMOUNT2("umount2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT)),
     CHMOD("chmod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT)),
     /**
      * read/write of a buffer given by address, without errno: the eventfd signals of the hot path. No

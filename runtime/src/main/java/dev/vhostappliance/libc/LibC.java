@@ -124,6 +124,10 @@ public final class LibC {
     private static final MethodHandle LSEEK = Downcall.LSEEK.handle();
     private static final MethodHandle MEMFD_CREATE = Downcall.MEMFD_CREATE.handle();
     private static final MethodHandle GETPID = Downcall.GETPID.handle();
+    private static final MethodHandle GETUID = Downcall.GETUID.handle();
+    private static final MethodHandle GETGID = Downcall.GETGID.handle();
+    private static final MethodHandle MOUNT = Downcall.MOUNT.handle();
+    private static final MethodHandle UMOUNT2 = Downcall.UMOUNT2.handle();
     private static final MethodHandle CHMOD = Downcall.CHMOD.handle();
     private static final MethodHandle SYSCALL = Downcall.SYSCALL.handle();
     private static final MethodHandle READ_WORD = Downcall.READ_WORD.handle();
@@ -549,6 +553,48 @@ public final class LibC {
             return check("memfd_create", (int) MEMFD_CREATE.invokeExact(state(), cString(arena, name), flags));
         } catch (NativeCallException e) {
             throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static int getuid() {
+        try {
+            return (int) GETUID.invokeExact(state());
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static int getgid() {
+        try {
+            return (int) GETGID.invokeExact(state());
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static final long MS_NOSUID = 2;
+    public static final long MS_NODEV = 4;
+    public static final int MNT_DETACH = 2;
+
+    /** mount(2); throws with errno. */
+    public static void mount(String source, String target, String type, long flags, String data) throws NativeCallException {
+        try (Arena arena = Arena.ofConfined()) {
+            check("mount", (int) MOUNT.invokeExact(state(), cString(arena, source), cString(arena, target), cString(arena, type),
+                    flags, cString(arena, data)));
+        } catch (NativeCallException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** umount2(2); 0 or -errno. */
+    public static int umount2(String target, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            int rc = (int) UMOUNT2.invokeExact(state(), cString(arena, target), flags);
+            return rc == 0 ? 0 : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -1,6 +1,7 @@
 package dev.vhostappliance.block.qsd;
 
 import dev.vhostappliance.block.export.BlockExport;
+import dev.vhostappliance.block.export.fuse.FuseExport;
 import dev.vhostappliance.block.export.nbd.NbdExport;
 import dev.vhostappliance.block.export.nbd.NbdServer;
 import dev.vhostappliance.block.export.nbd.TlsCredentials;
@@ -426,7 +427,7 @@ public final class StorageDaemon {
         switch (type) {
             case "vhost-user-blk" -> vhostUserBlkExport(r);
             case "nbd" -> nbdExport(r);
-            case "fuse" -> throw new OptionException("export type 'fuse' is not supported yet");
+            case "fuse" -> fuseExport(r);
             case "vduse-blk" -> throw new OptionException(
                     "export type 'vduse-blk' needs the kernel's vduse module, which this machine does not have");
             default -> throw new OptionException("export type '" + type + "' is not supported (vhost-user-blk or nbd)");
@@ -478,6 +479,42 @@ public final class StorageDaemon {
         }
         exportIds.add(id);
         exports.add(e);
+    }
+
+    /** --export type=fuse,mountpoint=FILE[,growable=][,allow-other=on|off|auto]: the node as a regular file. */
+    private void fuseExport(OptionReader r) throws OptionException {
+        String id = r.required("id");
+        String nodeName = r.required("node-name");
+        String mountpoint = r.required("mountpoint");
+        boolean writable = r.bool("writable", false);
+        boolean growable = r.bool("growable", false);
+        String allowOther = r.string("allow-other", "auto");
+        r.bool("writethrough", false);
+        String iothread = r.string("iothread", null);
+        r.bool("fixed-iothread", false);
+        r.finish();
+        if (!allowOther.equals("on") && !allowOther.equals("off") && !allowOther.equals("auto")) {
+            throw new OptionException("allow-other must be on, off or auto, is '" + allowOther + "'");
+        }
+        if (iothread != null && !iothreads.containsKey(iothread)) {
+            throw new OptionException("Cannot find iothread '" + iothread + "'");
+        }
+        BlockNode node = graph.get(nodeName);
+        if (node == null) {
+            throw new OptionException("Cannot find node '" + nodeName + "'");
+        }
+        if (writable && node.readOnly()) {
+            throw new OptionException("Cannot export read-only node '" + nodeName + "' as writable");
+        }
+        if (exportIds.contains(id)) {
+            throw new OptionException("Block export id '" + id + "' is already in use");
+        }
+        try {
+            exports.add(FuseExport.mount(id, nodeName, node, Path.of(mountpoint), writable, growable, allowOther));
+        } catch (StartupException e) {
+            throw new OptionException(e.getMessage());
+        }
+        exportIds.add(id);
     }
 
     /** nbd-server-add (deprecated in QEMU, still used): an NBD export whose id is its name. */

@@ -1,0 +1,113 @@
+package dev.vhostappliance.block.export.fuse;
+
+import dev.vhostappliance.block.export.BlockExport;
+import dev.vhostappliance.block.node.BlockNode;
+import dev.vhostappliance.cli.StartupException;
+import java.nio.file.Path;
+
+/**
+ * qemu-storage-daemon's {@code --export type=fuse}: the node appears as the regular file mountpoint (raw),
+ * served by the kernel's FUSE protocol spoken directly on /dev/fuse (see {@link FuseSession}; why not
+ * libfuse: no C library to load, and one file needs none of its tree-walking).
+ */
+public final class FuseExport implements BlockExport {
+    private final String id;
+    private final String nodeName;
+    private final BlockNode node;
+    private final FuseMount mount;
+    private final FuseSession session;
+    private Thread thread;
+
+    private FuseExport(String id, String nodeName, BlockNode node, FuseMount mount, FuseSession session) {
+        this.id = id;
+        this.nodeName = nodeName;
+        this.node = node;
+        this.mount = mount;
+        this.session = session;
+    }
+
+    /** Mounts the export (allowOther: on, off or auto); serving starts with {@link #start()}. */
+    public static FuseExport mount(String id, String nodeName, BlockNode node, Path mountpoint, boolean writable,
+            boolean growable, String allowOther) throws StartupException {
+        FuseMount m = FuseMount.mount(mountpoint, writable, allowOther);
+        return new FuseExport(id, nodeName, node, m, new FuseSession(m, node, writable, growable, !allowOther.equals("off"),
+                "FUSE export '" + id + "'"));
+    }
+
+    @Override
+    public String id() {
+        return id;
+    }
+
+    @Override
+    public String type() {
+        return "fuse";
+    }
+
+    @Override
+    public String nodeName() {
+        return nodeName;
+    }
+
+    @Override
+    public BlockNode node() {
+        return node;
+    }
+
+    @Override
+    public synchronized void start() {
+        if (thread == null) {
+            thread = new Thread(session, "fuse-" + id);
+            thread.setDaemon(true);
+            thread.start();
+        }
+    }
+
+    @Override
+    public void requestStop() {
+        mount.unmount(); // the session's read then fails with ENODEV and it ends
+    }
+
+    @Override
+    public void awaitStop(long millis) {
+        Thread t;
+        synchronized (this) {
+            t = thread;
+        }
+        if (t != null) {
+            try {
+                t.join(Math.max(millis, 1));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /** A FUSE export has no connection to count; it is "in use" while mounted (as QEMU, which never refuses). */
+    @Override
+    public boolean inUse() {
+        return false;
+    }
+
+    @Override
+    public void delete(boolean hard) {
+        requestStop();
+        awaitStop(5000);
+        closeIfIdle();
+    }
+
+    @Override
+    public void close() {
+        requestStop();
+        awaitStop(5000);
+        closeIfIdle();
+    }
+
+    /** The device closes with the session; a session that never ran leaves it to us. */
+    private synchronized void closeIfIdle() {
+        if (thread == null) {
+            mount.closeDevice();
+            thread = new Thread(() -> { }); // closed once
+        }
+    }
+}
