@@ -141,6 +141,28 @@ def fio_run(fio, job, seconds, extra):
     return {"iops": iops, "mbs": bw / 1e6, "p50": p50, "p99": p99}
 
 
+def compare(qs, ap_, workload):
+    """The ratio (0 if a side failed) and the middle cells of a table row: both results, the ratio,
+    latencies, CPU and RSS of both. 128k workloads compare MB/s, the others IOPS."""
+    unit = "mbs" if "128k" in workload else "iops"
+    fmt = (lambda r: f"{r['mbs']:.0f} MB/s") if unit == "mbs" else (lambda r: f"{r['iops']:.0f} IOPS")
+    if not (qs and ap_):
+        return 0, f"{fmt(qs) if qs else 'failed'} | {fmt(ap_) if ap_ else 'failed'} | | | | |"
+    ratio = ap_[unit] / qs[unit] if qs[unit] else 0
+    return ratio, (f"{fmt(qs)} | {fmt(ap_)} | {ratio:.2f} | {qs['p50']:.1f} / {qs['p99']:.1f} "
+                   f"| {ap_['p50']:.1f} / {ap_['p99']:.1f} | {qs['cpu']:.0f} / {ap_['cpu']:.0f} "
+                   f"| {qs['rss']:.0f} / {ap_['rss']:.0f}")
+
+
+def summary(ratios):
+    """One line over all cells: min, geometric mean and max of appliance / qsd, and how many are below 1."""
+    import math
+    ok = [r for r in ratios if r > 0]
+    return (f"Cells: {len(ratios)}; appliance / qsd: min {min(ok):.2f}, "
+            f"geometric mean {math.exp(sum(math.log(r) for r in ok) / len(ok)):.2f}, "
+            f"max {max(ok):.2f}; cells below 1.0: {sum(1 for r in ok if r < 1.0)}")
+
+
 def backend_run(name, cmd, sock, fio, job, seconds, queues):
     p = start(cmd, sock)
     try:
@@ -242,25 +264,13 @@ def main():
                         direct = f"{d['iops']:.0f} IOPS" if "128k" not in w else f"{d['mbs']:.0f} MB/s"
                     except Exception as e:
                         direct = f"failed: {e}"
-                qs, ap_ = res.get("qsd"), res.get("appliance")
-                unit = "mbs" if "128k" in w else "iops"
-                fmt = (lambda r: f"{r['mbs']:.0f} MB/s") if unit == "mbs" else (lambda r: f"{r['iops']:.0f} IOPS")
-                if qs and ap_:
-                    ratio = ap_[unit] / qs[unit] if qs[unit] else 0
-                    ratios.append(ratio)
-                    row = (f"| {target} | {q} | {w} | {fmt(qs)} | {fmt(ap_)} | {ratio:.2f} | {qs['p50']:.1f} / {qs['p99']:.1f} "
-                           f"| {ap_['p50']:.1f} / {ap_['p99']:.1f} | {qs['cpu']:.0f} / {ap_['cpu']:.0f} "
-                           f"| {qs['rss']:.0f} / {ap_['rss']:.0f} | {direct} |")
-                else:
-                    ratios.append(0)
-                    row = f"| {target} | {q} | {w} | {fmt(qs) if qs else 'failed'} | {fmt(ap_) if ap_ else 'failed'} | | | | | | {direct} |"
+                ratio, cells = compare(res.get("qsd"), res.get("appliance"), w)
+                ratios.append(ratio)
+                row = f"| {target} | {q} | {w} | {cells} | {direct} |"
                 print(row, flush=True)
                 lines.append(row)
-    ok = [r for r in ratios if r > 0]
-    if ok:
-        lines += ["", f"Cells: {len(ratios)}; appliance / qsd: min {min(ok):.2f}, "
-                      f"geometric mean {pow(2.718281828, sum(__import__('math').log(r) for r in ok) / len(ok)):.2f}, "
-                      f"max {max(ok):.2f}; cells below 1.0: {sum(1 for r in ok if r < 1.0)}"]
+    if any(r > 0 for r in ratios):
+        lines += ["", summary(ratios)]
         print(lines[-1])
     shutil.rmtree(sockdir, ignore_errors=True)
     if a.out:

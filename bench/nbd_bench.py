@@ -18,8 +18,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
-from fio_bench import IMAGE_BYTES, ROOT, blockdev, cpu_seconds, fio_run, image, log, rss_mb, start, stop
+from fio_bench import IMAGE_BYTES, ROOT, blockdev, compare, cpu_seconds, fio_run, image, log, rss_mb, start, stop, summary
 
 WORKLOADS = {
     "4k randread QD32": ["--rw=randread", "--bs=4k", "--iodepth=32"],
@@ -34,7 +35,6 @@ def backend_run(cmd, sock, fio, job, seconds):
     try:
         extra = ["--ioengine=nbd", f"--uri=nbd+unix:///disk?socket={sock}", f"--size={IMAGE_BYTES}"]
         c0 = cpu_seconds(p.pid)
-        import time
         t0 = time.time()
         r = fio_run(fio, job, seconds, extra)
         r["cpu"] = 100 * (cpu_seconds(p.pid) - c0) / (time.time() - t0)
@@ -100,28 +100,14 @@ def main():
                 except Exception as e:  # a failed cell is reported, the run goes on
                     log(f"  failed: {e}")
                     res[name] = None
-            qs, ap_ = res.get("qsd"), res.get("appliance")
-            unit = "mbs" if "128k" in w else "iops"
-            fmt = (lambda r: f"{r['mbs']:.0f} MB/s") if unit == "mbs" else (lambda r: f"{r['iops']:.0f} IOPS")
-            if qs and ap_:
-                ratio = ap_[unit] / qs[unit] if qs[unit] else 0
-                ratios.append(ratio)
-                row = (f"| {target} | {w} | {fmt(qs)} | {fmt(ap_)} | {ratio:.2f} | {qs['p50']:.1f} / {qs['p99']:.1f} "
-                       f"| {ap_['p50']:.1f} / {ap_['p99']:.1f} | {qs['cpu']:.0f} / {ap_['cpu']:.0f} "
-                       f"| {qs['rss']:.0f} / {ap_['rss']:.0f} |")
-            else:
-                ratios.append(0)
-                row = f"| {target} | {w} | {fmt(qs) if qs else 'failed'} | {fmt(ap_) if ap_ else 'failed'} | | | | | |"
+            ratio, cells = compare(res.get("qsd"), res.get("appliance"), w)
+            ratios.append(ratio)
+            row = f"| {target} | {w} | {cells} |"
             print(row, flush=True)
             lines.append(row)
-    ok = [r for r in ratios if r > 0]
-    if ok:
-        geo = 1.0
-        for r in ok:
-            geo *= r
-        summary = f"\n{sum(1 for r in ok if r >= 1.0)} of {len(ok)} cells at or above 1.0; geometric mean {geo ** (1 / len(ok)):.2f}."
-        print(summary)
-        lines.append(summary)
+    if any(r > 0 for r in ratios):
+        lines += ["", summary(ratios)]
+        print(lines[-1])
     if a.out:
         with open(a.out, "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -94,6 +94,16 @@ public final class OptionReader {
         return n;
     }
 
+    /** A file descriptor number given as a string (QAPI's SocketAddress {@code fd} branch: {@code str}). */
+    public int fileDescriptor(String key) throws OptionException {
+        String v = required(key);
+        try {
+            return Integer.parseInt(v);
+        } catch (NumberFormatException e) {
+            throw new OptionException(prefix + key + " must be a file descriptor number, is '" + v + "'");
+        }
+    }
+
     /** A size: a number with an optional k, M, G, T suffix (powers of 1024), or a JSON number. */
     public long size(String key, long def) throws OptionException {
         Object v = raw(key);

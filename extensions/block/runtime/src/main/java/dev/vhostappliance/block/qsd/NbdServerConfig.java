@@ -46,14 +46,7 @@ record NbdServerConfig(String type, String host, int port, String path, int fd, 
                 addr.bool("ipv6", false);
             }
             case "unix" -> path = addr.required("path");
-            case "fd" -> {
-                String str = addr.required("str");
-                try {
-                    fd = Integer.parseInt(str);
-                } catch (NumberFormatException e) {
-                    throw new OptionException("addr.str must be a file descriptor number, is '" + str + "'");
-                }
-            }
+            case "fd" -> fd = addr.fileDescriptor("str");
             default -> throw new OptionException("addr.type '" + type + "' is not supported (inet, unix or fd)");
         }
         addr.finish();

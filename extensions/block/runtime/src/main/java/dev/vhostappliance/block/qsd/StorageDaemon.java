@@ -449,27 +449,15 @@ public final class StorageDaemon {
             throw new OptionException("bitmaps: dirty bitmaps are not supported (there are none to export)");
         }
         r.finish();
-        if (iothread != null && !iothreads.containsKey(iothread)) {
-            throw new OptionException("Cannot find iothread '" + iothread + "'");
-        }
+        BlockNode node = exportedNode(id, nodeName, writable, iothread);
         if (name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > 4096) {
             throw new OptionException("export name '" + name.substring(0, 32) + "...' too long");
         }
         if (description != null && description.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > 4096) {
             throw new OptionException("description '" + description.substring(0, 32) + "...' too long");
         }
-        BlockNode node = graph.get(nodeName);
-        if (node == null) {
-            throw new OptionException("Cannot find node '" + nodeName + "'");
-        }
-        if (writable && node.readOnly()) {
-            throw new OptionException("Cannot export read-only node '" + nodeName + "' as writable");
-        }
         if (nbdServer == null) {
             throw new OptionException("NBD server not running");
-        }
-        if (exportIds.contains(id)) {
-            throw new OptionException("Block export id '" + id + "' is already in use");
         }
         NbdExport e = new NbdExport(id, name, description, nodeName, node, writable, depth);
         try {
@@ -496,19 +484,7 @@ public final class StorageDaemon {
         if (!allowOther.equals("on") && !allowOther.equals("off") && !allowOther.equals("auto")) {
             throw new OptionException("allow-other must be on, off or auto, is '" + allowOther + "'");
         }
-        if (iothread != null && !iothreads.containsKey(iothread)) {
-            throw new OptionException("Cannot find iothread '" + iothread + "'");
-        }
-        BlockNode node = graph.get(nodeName);
-        if (node == null) {
-            throw new OptionException("Cannot find node '" + nodeName + "'");
-        }
-        if (writable && node.readOnly()) {
-            throw new OptionException("Cannot export read-only node '" + nodeName + "' as writable");
-        }
-        if (exportIds.contains(id)) {
-            throw new OptionException("Block export id '" + id + "' is already in use");
-        }
+        BlockNode node = exportedNode(id, nodeName, writable, iothread);
         try {
             exports.add(FuseExport.mount(id, nodeName, node, Path.of(mountpoint), writable, growable, allowOther));
         } catch (StartupException e) {
@@ -553,20 +529,10 @@ public final class StorageDaemon {
     /** --export type=vhost-user-blk: a socket of its own, served on a thread of its own. */
     private void vhostUserBlkExport(OptionReader r) throws OptionException {
         String id = r.required("id");
-        if (!exportIds.add(id)) {
-            throw new OptionException("Block export id '" + id + "' is already in use");
-        }
         String nodeName = r.required("node-name");
-        BlockNode node = graph.get(nodeName);
-        if (node == null) {
-            throw new OptionException("Cannot find node '" + nodeName + "'");
-        }
         boolean writable = r.bool("writable", false);
         boolean writethrough = r.bool("writethrough", false);
         String iothread = r.string("iothread", null);
-        if (iothread != null && !iothreads.containsKey(iothread)) {
-            throw new OptionException("Cannot find iothread '" + iothread + "'");
-        }
         r.bool("fixed-iothread", false);
         int queues = (int) r.integer("num-queues", 1, 1, MAX_QUEUES);
         long lbs = r.size("logical-block-size", 512);
@@ -582,21 +548,12 @@ public final class StorageDaemon {
         int fd = -1;
         switch (addrType) {
             case "unix" -> path = addr.required("path");
-            case "fd" -> {
-                String str = addr.required("str");
-                try {
-                    fd = Integer.parseInt(str);
-                } catch (NumberFormatException e) {
-                    throw new OptionException("addr.str must be a file descriptor number, is '" + str + "'");
-                }
-            }
+            case "fd" -> fd = addr.fileDescriptor("str");
             default -> throw new OptionException("addr.type '" + addrType + "' is not supported (unix or fd)");
         }
         addr.finish();
         r.finish();
-        if (writable && node.readOnly()) {
-            throw new OptionException("Cannot export read-only node '" + nodeName + "' as writable");
-        }
+        BlockNode node = exportedNode(id, nodeName, writable, iothread);
         if (node.size() < lbs) {
             throw new OptionException("node '" + nodeName + "' is smaller than one logical block");
         }
@@ -607,10 +564,31 @@ public final class StorageDaemon {
         try {
             BackendServer server = path != null ? BackendServer.listen(Path.of(path)) : BackendServer.inherit(fd);
             exports.add(new VhostUserBlkExport(id, nodeName, device, server));
+            exportIds.add(id);
         } catch (StartupException e) {
-            exportIds.remove(id);
             throw new OptionException(e.getMessage());
         }
+    }
+
+    /**
+     * The checks every export makes of its common options: the id is new, the iothread and the node exist, a
+     * writable export's node is writable. Returns the node; the id is taken once the export exists.
+     */
+    private BlockNode exportedNode(String id, String nodeName, boolean writable, String iothread) throws OptionException {
+        if (exportIds.contains(id)) {
+            throw new OptionException("Block export id '" + id + "' is already in use");
+        }
+        if (iothread != null && !iothreads.containsKey(iothread)) {
+            throw new OptionException("Cannot find iothread '" + iothread + "'");
+        }
+        BlockNode node = graph.get(nodeName);
+        if (node == null) {
+            throw new OptionException("Cannot find node '" + nodeName + "'");
+        }
+        if (writable && node.readOnly()) {
+            throw new OptionException("Cannot export read-only node '" + nodeName + "' as writable");
+        }
+        return node;
     }
 
     /** Writes the pid once every export listens; locked so two daemons cannot share a pid file. */

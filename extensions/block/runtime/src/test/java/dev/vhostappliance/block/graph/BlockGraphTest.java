@@ -1,5 +1,6 @@
 package dev.vhostappliance.block.graph;
 
+import static dev.vhostappliance.block.Trees.tree;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -19,7 +20,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
@@ -46,13 +46,6 @@ class BlockGraphTest {
         return p;
     }
 
-    private static Map<String, Object> tree(Object... kv) {
-        Map<String, Object> m = new LinkedHashMap<>();
-        for (int i = 0; i < kv.length; i += 2) {
-            m.put((String) kv[i], kv[i + 1]);
-        }
-        return m;
-    }
 
     private BlockNode add(Object... kv) throws OptionException {
         return graph.add(new OptionReader(tree(kv)));

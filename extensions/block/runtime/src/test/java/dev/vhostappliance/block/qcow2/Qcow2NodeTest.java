@@ -87,9 +87,9 @@ class Qcow2NodeTest extends QemuRefereeTest {
     void withCacheDirectEveryPathStaysAligned(String layout) throws Exception {
         Path img = qemuFilledImage(layout);
         byte[] mirror = guestView(img, dir);
-        BlockNode node = graph.add(new dev.vhostappliance.block.graph.OptionReader(QemuTools.tree("node-name", "d",
-                "driver", "qcow2", "discard", "unmap", "file", QemuTools.tree("driver", "file", "filename", img.toString(),
-                        "cache", QemuTools.tree("direct", true)))));
+        BlockNode node = graph.add(new dev.vhostappliance.block.graph.OptionReader(dev.vhostappliance.block.Trees.tree("node-name", "d",
+                "driver", "qcow2", "discard", "unmap", "file", dev.vhostappliance.block.Trees.tree("driver", "file", "filename", img.toString(),
+                        "cache", dev.vhostappliance.block.Trees.tree("direct", true)))));
         assertEquals(512, node.memoryAlignment());
         assertArrayEquals(mirror, readAll(node));
         randomWorkload(node, mirror, new Random(8), 200);

@@ -1,5 +1,7 @@
 package dev.vhostappliance.block.qcow2;
 
+import static dev.vhostappliance.block.Trees.tree;
+
 import dev.vhostappliance.block.ExternalTools;
 import dev.vhostappliance.block.graph.BlockGraph;
 import dev.vhostappliance.block.graph.OptionException;
@@ -14,7 +16,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -79,13 +80,6 @@ final class QemuTools {
         return r.output();
     }
 
-    static Map<String, Object> tree(Object... kv) {
-        Map<String, Object> m = new LinkedHashMap<>();
-        for (int i = 0; i < kv.length; i += 2) {
-            m.put((String) kv[i], kv[i + 1]);
-        }
-        return m;
-    }
 
     static BlockNode open(BlockGraph graph, Object... kv) throws OptionException {
         return graph.add(new OptionReader(tree(kv)));

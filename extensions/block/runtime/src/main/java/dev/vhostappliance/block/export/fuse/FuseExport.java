@@ -1,6 +1,6 @@
 package dev.vhostappliance.block.export.fuse;
 
-import dev.vhostappliance.block.export.BlockExport;
+import dev.vhostappliance.block.export.ExportedNode;
 import dev.vhostappliance.block.node.BlockNode;
 import dev.vhostappliance.cli.StartupException;
 import java.nio.file.Path;
@@ -10,18 +10,13 @@ import java.nio.file.Path;
  * served by the kernel's FUSE protocol spoken directly on /dev/fuse (see {@link FuseSession}; why not
  * libfuse: no C library to load, and one file needs none of its tree-walking).
  */
-public final class FuseExport implements BlockExport {
-    private final String id;
-    private final String nodeName;
-    private final BlockNode node;
+public final class FuseExport extends ExportedNode {
     private final FuseMount mount;
     private final FuseSession session;
     private Thread thread;
 
     private FuseExport(String id, String nodeName, BlockNode node, FuseMount mount, FuseSession session) {
-        this.id = id;
-        this.nodeName = nodeName;
-        this.node = node;
+        super(id, nodeName, node);
         this.mount = mount;
         this.session = session;
     }
@@ -34,30 +29,18 @@ public final class FuseExport implements BlockExport {
                 "FUSE export '" + id + "'"));
     }
 
-    @Override
-    public String id() {
-        return id;
-    }
 
     @Override
     public String type() {
         return "fuse";
     }
 
-    @Override
-    public String nodeName() {
-        return nodeName;
-    }
 
-    @Override
-    public BlockNode node() {
-        return node;
-    }
 
     @Override
     public synchronized void start() {
         if (thread == null) {
-            thread = new Thread(session, "fuse-" + id);
+            thread = new Thread(session, "fuse-" + id());
             thread.setDaemon(true);
             thread.start();
         }

@@ -1,6 +1,6 @@
 package dev.vhostappliance.block.export.nbd;
 
-import dev.vhostappliance.block.export.BlockExport;
+import dev.vhostappliance.block.export.ExportedNode;
 import dev.vhostappliance.block.node.BlockNode;
 import dev.vhostappliance.cli.StartupException;
 
@@ -8,12 +8,9 @@ import dev.vhostappliance.cli.StartupException;
  * A node the NBD server offers under a name (qemu-storage-daemon's {@code --export type=nbd}):
  * what a client sees in the handshake, and whether it may write.
  */
-public final class NbdExport implements BlockExport {
-    private final String id;
+public final class NbdExport extends ExportedNode {
     private final String name;
     private final String description;
-    private final String nodeName;
-    private final BlockNode node;
     private final boolean writable;
     private final boolean allocationDepth;
     private final NbdCounters counters = new NbdCounters();
@@ -23,11 +20,9 @@ public final class NbdExport implements BlockExport {
     /** id: the block export's id; name: what clients ask for (defaults to the node name); description may be null. */
     public NbdExport(String id, String name, String description, String nodeName, BlockNode node, boolean writable,
             boolean allocationDepth) {
-        this.id = id;
+        super(id, nodeName, node);
         this.name = name;
         this.description = description;
-        this.nodeName = nodeName;
-        this.node = node;
         this.writable = writable;
         this.allocationDepth = allocationDepth;
     }
@@ -37,10 +32,6 @@ public final class NbdExport implements BlockExport {
         return "nbd";
     }
 
-    @Override
-    public String id() {
-        return id;
-    }
 
     public String name() {
         return name;
@@ -50,15 +41,7 @@ public final class NbdExport implements BlockExport {
         return description;
     }
 
-    @Override
-    public String nodeName() {
-        return nodeName;
-    }
 
-    @Override
-    public BlockNode node() {
-        return node;
-    }
 
     public boolean writable() {
         return writable;
@@ -138,6 +121,6 @@ public final class NbdExport implements BlockExport {
 
     /** The smallest request the node can serve: O_DIRECT files need sector-aligned offsets and lengths. */
     int minimumBlock() {
-        return Math.max(Nbd.MIN_BLOCK, node.memoryAlignment());
+        return Math.max(Nbd.MIN_BLOCK, node().memoryAlignment());
     }
 }

@@ -1,44 +1,28 @@
 package dev.vhostappliance.block.export.vhostuser;
 
-import dev.vhostappliance.block.export.BlockExport;
-import dev.vhostappliance.block.node.BlockNode;
+import dev.vhostappliance.block.export.ExportedNode;
 import dev.vhostappliance.cli.StartupException;
 import dev.vhostappliance.server.BackendServer;
 import dev.vhostappliance.server.ServedDevice;
 
 /** A vhost-user-blk export: its device, and the socket and thread it is served on. */
-public final class VhostUserBlkExport implements BlockExport {
-    private final String id;
-    private final String nodeName;
+public final class VhostUserBlkExport extends ExportedNode {
     private final VirtioBlkDevice device;
     private final ServedDevice serving;
 
     public VhostUserBlkExport(String id, String nodeName, VirtioBlkDevice device, BackendServer server) {
-        this.id = id;
-        this.nodeName = nodeName;
+        super(id, nodeName, device.node());
         this.device = device;
         this.serving = new ServedDevice("export", id, device, server, false);
     }
 
-    @Override
-    public String id() {
-        return id;
-    }
 
     @Override
     public String type() {
         return "vhost-user-blk";
     }
 
-    @Override
-    public String nodeName() {
-        return nodeName;
-    }
 
-    @Override
-    public BlockNode node() {
-        return device.node();
-    }
 
     public VirtioBlkDevice device() {
         return device;
@@ -71,7 +55,7 @@ public final class VhostUserBlkExport implements BlockExport {
     @Override
     public void delete(boolean hard) throws StartupException {
         if (!hard && serving.connected()) {
-            throw new StartupException("export '" + id + "' still in use");
+            throw new StartupException("export '" + id() + "' still in use");
         }
         serving.stopAndClose();
     }

@@ -2,6 +2,7 @@ package dev.vhostappliance.block.export.fuse;
 
 import static dev.vhostappliance.block.ExternalTools.exec;
 import static dev.vhostappliance.block.ExternalTools.run;
+import static dev.vhostappliance.block.Trees.tree;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -20,7 +21,6 @@ import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
@@ -61,13 +61,6 @@ class FuseExportTest {
         graph.close();
     }
 
-    private static Map<String, Object> tree(Object... kv) {
-        Map<String, Object> m = new LinkedHashMap<>();
-        for (int i = 0; i < kv.length; i += 2) {
-            m.put((String) kv[i], kv[i + 1]);
-        }
-        return m;
-    }
 
     private BlockNode fileNode(Object... extra) throws Exception {
         Map<String, Object> t = tree("driver", "file", "node-name", "disk", "filename", image.toString(), "discard", "unmap");

@@ -2,6 +2,7 @@ package dev.vhostappliance.block.export.nbd;
 
 import static dev.vhostappliance.block.ExternalTools.exec;
 import static dev.vhostappliance.block.ExternalTools.run;
+import static dev.vhostappliance.block.Trees.tree;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -14,7 +15,6 @@ import dev.vhostappliance.block.node.BlockNode;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -57,13 +57,6 @@ class NbdRealClientsTest {
         graph.close();
     }
 
-    private static Map<String, Object> tree(Object... kv) {
-        Map<String, Object> m = new LinkedHashMap<>();
-        for (int i = 0; i < kv.length; i += 2) {
-            m.put((String) kv[i], kv[i + 1]);
-        }
-        return m;
-    }
 
     /** A raw file node (discard=unmap, so TRIM punches holes) served as name over a Unix socket and TCP. */
     private BlockNode serve(Path image, String name) throws Exception {
