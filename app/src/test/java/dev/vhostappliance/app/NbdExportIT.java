@@ -111,6 +111,15 @@ class NbdExportIT {
             assertEquals("{\"return\":{}}", q.cmd("{\"execute\":\"block-export-add\",\"arguments\":{\"type\":\"nbd\",\"id\":\"e0\","
                     + "\"node-name\":\"disk0\",\"name\":\"disk\",\"writable\":true}}"));
             assertEquals("{\"return\":{}}", q.cmd("{\"execute\":\"nbd-server-add\",\"arguments\":{\"device\":\"null0\"}}"));
+            // a failed add leaves its id free for the next (a vhost-user-blk export used to keep it)
+            String addr = ",\"addr\":{\"type\":\"unix\",\"path\":\"" + dir.resolve("vu.sock") + "\"}}}";
+            assertEquals("{\"error\":{\"class\":\"GenericError\",\"desc\":\"Cannot find node 'nope'\"}}",
+                    q.cmd("{\"execute\":\"block-export-add\",\"arguments\":{\"type\":\"vhost-user-blk\",\"id\":\"e9\","
+                            + "\"node-name\":\"nope\"" + addr));
+            assertEquals("{\"return\":{}}", q.cmd("{\"execute\":\"block-export-add\",\"arguments\":{\"type\":\"vhost-user-blk\","
+                    + "\"id\":\"e9\",\"node-name\":\"null0\"" + addr));
+            assertEquals("{\"return\":{}}", q.cmd("{\"execute\":\"block-export-del\",\"arguments\":{\"id\":\"e9\"}}"));
+            assertTrue(q.nextEvent().startsWith("{\"event\":\"BLOCK_EXPORT_DELETED\",\"data\":{\"id\":\"e9\"}"));
             assertEquals("{\"error\":{\"class\":\"GenericError\",\"desc\":\"bitmaps: dirty bitmaps are not supported (there are none to export)\"}}",
                     q.cmd("{\"execute\":\"block-export-add\",\"arguments\":{\"type\":\"nbd\",\"id\":\"e2\",\"node-name\":\"null0\","
                             + "\"name\":\"x\",\"bitmaps\":[\"b0\"]}}"));
