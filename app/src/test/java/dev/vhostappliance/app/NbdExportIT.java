@@ -153,4 +153,31 @@ class NbdExportIT {
                     "no export holds the node any more");
         }
     }
+
+    /** run --config: the NBD server and its exports from a YAML file, the same graph as the command line's. */
+    @Test
+    void aConfigFileServesNbdExports() throws Exception {
+        Path img = Appliance.image(dir, "disk.img", 16 << 20);
+        Path nbd = dir.resolve("nbd.sock");
+        Path cfg = dir.resolve("nbd.yaml");
+        Files.writeString(cfg, String.join("\n",
+                "appliance:",
+                "  blockdev:",
+                "    disk0: {driver: file, filename: " + img + "}",
+                "  nbd-server:",
+                "    addr: {type: unix, path: " + nbd + "}",
+                "    max-connections: 4",
+                "  export:",
+                "    n0: {type: nbd, node-name: disk0, name: disk, writable: true}",
+                ""));
+        Path log = dir.resolve("daemon.log");
+        daemon(log, "run", "--config", cfg.toString());
+        assertTrue(Appliance.awaitFile(nbd, 30_000), Files.readString(log));
+        run("qemu-io", "-f", "raw", "-c", "write -P 0x77 0 64k", "nbd+unix:///disk?socket=" + nbd);
+        assertEquals(0x77, Files.readAllBytes(img)[100]);
+        Files.writeString(cfg, Files.readString(cfg).replace("type: unix", "type: vsock"));
+        Appliance.Result bad = Appliance.run("run", "--config", cfg.toString(), "--check");
+        assertEquals(1, bad.exit());
+        assertTrue(bad.err().contains("run: appliance.nbd-server: addr.type 'vsock' is not supported"), bad.err());
+    }
 }

@@ -37,6 +37,8 @@ public final class ConfigFile {
     /** The qemu-storage-daemon shape: appliance.blockdev.NODE.driver=file ..., appliance.export.ID.node-name=NODE ... */
     static final String BLOCKDEV = "appliance.blockdev.";
     static final String EXPORT = "appliance.export.";
+    static final String OBJECT = "appliance.object.";
+    static final String NBD_SERVER = "appliance.nbd-server.";
     static final List<Path> DEFAULT_LOCATIONS = List.of(Path.of("config/application.yaml"),
             Path.of("config/application.properties"), Path.of("/etc/vhost-appliance/application.yaml"),
             Path.of("/etc/vhost-appliance/application.properties"));
@@ -143,12 +145,20 @@ public final class ConfigFile {
         return out;
     }
 
+    /** The one tree under prefix (appliance.nbd-server.), keys split on dots as in {@link #trees}; empty if none. */
+    public Map<String, Object> tree(String prefix) {
+        String parent = prefix.substring(0, prefix.lastIndexOf('.', prefix.length() - 2) + 1);
+        Map<String, Object> t = trees(parent).get(prefix.substring(parent.length(), prefix.length() - 1));
+        return t == null ? Map.of() : t;
+    }
+
     /** Keys under appliance. that are neither devices nor known settings. */
     public List<String> unknownKeys(List<String> known) {
         List<String> out = new ArrayList<>();
         for (String name : propertyNames()) {
             if (name.startsWith("appliance.") && !name.startsWith(DEVICES) && !name.startsWith(BLOCKDEV)
-                    && !name.startsWith(EXPORT) && !known.contains(name)) {
+                    && !name.startsWith(EXPORT) && !name.startsWith(OBJECT) && !name.startsWith(NBD_SERVER)
+                    && !known.contains(name)) {
                 out.add(name);
             }
         }

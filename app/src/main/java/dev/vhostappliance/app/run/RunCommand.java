@@ -79,11 +79,14 @@ public final class RunCommand implements Callable<Integer> {
         String monitorPath = cf.get("appliance.monitor.socket-path");
         var blockdevs = cf.trees(ConfigFile.BLOCKDEV);
         var exportTrees = cf.trees(ConfigFile.EXPORT);
+        var objectTrees = cf.trees(ConfigFile.OBJECT);
+        var nbdServer = cf.tree(ConfigFile.NBD_SERVER);
         dev.vhostappliance.block.qsd.StorageDaemon storage = null;
-        if (!blockdevs.isEmpty() || !exportTrees.isEmpty()) {
+        if (!blockdevs.isEmpty() || !exportTrees.isEmpty() || !nbdServer.isEmpty()) {
             // built (images locked, sockets bound) even with --check: the same checks as the real start
-            storage = dev.vhostappliance.block.qsd.StorageDaemon.fromTrees(blockdevs, exportTrees, ConfigFile.BLOCKDEV,
-                    ConfigFile.EXPORT, errors);
+            storage = dev.vhostappliance.block.qsd.StorageDaemon.fromTrees(
+                    new dev.vhostappliance.block.qsd.StorageDaemon.Trees(objectTrees, blockdevs, nbdServer, exportTrees),
+                    ConfigFile.OBJECT, ConfigFile.BLOCKDEV, ConfigFile.NBD_SERVER, ConfigFile.EXPORT, errors);
         }
         if (devices.isEmpty() && monitorPath == null && blockdevs.isEmpty() && exportTrees.isEmpty()) {
             errors.add("appliance.devices: no devices configured (appliance.devices.ID.type=block|input|gpu ...)"

@@ -64,14 +64,30 @@ public final class StorageDaemon {
     private final CountDownLatch stopped = new CountDownLatch(1);
 
     /**
-     * The qemu-storage-daemon shape inside a config file ({@code run}): nodes and exports as JSON-like trees,
-     * keyed by node name and export id. Every error is added to errors, prefixed with where it came from; the
-     * daemon returned serves nothing until {@link #startServing()}.
+     * The qemu-storage-daemon shape inside a config file ({@code run}): objects (TLS), nodes, the NBD server and
+     * exports as JSON-like trees, keyed by id and node name (the server's tree empty when there is none).
      */
-    public static StorageDaemon fromTrees(Map<String, Map<String, Object>> blockdevs, Map<String, Map<String, Object>> exportTrees,
-            String blockdevPrefix, String exportPrefix, List<String> errors) {
+    public record Trees(Map<String, Map<String, Object>> objects, Map<String, Map<String, Object>> blockdevs,
+            Map<String, Object> nbdServer, Map<String, Map<String, Object>> exports) {
+    }
+
+    /**
+     * Builds the daemon a config file describes. Every error is added to errors, prefixed with the key it came
+     * from; the daemon returned serves nothing until {@link #startServing()}.
+     */
+    public static StorageDaemon fromTrees(Trees trees, String objectPrefix, String blockdevPrefix, String nbdPrefix,
+            String exportPrefix, List<String> errors) {
         StorageDaemon d = new StorageDaemon();
-        for (Map.Entry<String, Map<String, Object>> b : blockdevs.entrySet()) {
+        for (Map.Entry<String, Map<String, Object>> o : trees.objects().entrySet()) {
+            try {
+                Map<String, Object> tree = new LinkedHashMap<>(o.getValue());
+                tree.putIfAbsent("id", o.getKey());
+                d.object(tree);
+            } catch (OptionException e) {
+                errors.add(objectPrefix + o.getKey() + ": " + e.getMessage());
+            }
+        }
+        for (Map.Entry<String, Map<String, Object>> b : trees.blockdevs().entrySet()) {
             try {
                 Map<String, Object> tree = new LinkedHashMap<>(b.getValue());
                 tree.putIfAbsent("node-name", b.getKey());
@@ -80,7 +96,14 @@ public final class StorageDaemon {
                 errors.add(blockdevPrefix + b.getKey() + ": " + e.getMessage());
             }
         }
-        for (Map.Entry<String, Map<String, Object>> x : exportTrees.entrySet()) {
+        if (!trees.nbdServer().isEmpty()) {
+            try {
+                d.startNbdServer(new OptionReader(new LinkedHashMap<>(trees.nbdServer())));
+            } catch (OptionException e) {
+                errors.add(nbdPrefix.substring(0, nbdPrefix.length() - 1) + ": " + e.getMessage());
+            }
+        }
+        for (Map.Entry<String, Map<String, Object>> x : trees.exports().entrySet()) {
             try {
                 Map<String, Object> tree = new LinkedHashMap<>(x.getValue());
                 tree.putIfAbsent("id", x.getKey());

@@ -24,7 +24,7 @@ public final class FuseExport extends ExportedNode {
     /** Mounts the export (allowOther: on, off or auto); serving starts with {@link #start()}. */
     public static FuseExport mount(String id, String nodeName, BlockNode node, Path mountpoint, boolean writable,
             boolean growable, String allowOther) throws StartupException {
-        FuseMount m = FuseMount.mount(mountpoint, writable, allowOther);
+        FuseMount m = FuseMount.mount(mountpoint, allowOther);
         return new FuseExport(id, nodeName, node, m, new FuseSession(m, node, writable, growable, !allowOther.equals("off"),
                 "FUSE export '" + id + "'"));
     }

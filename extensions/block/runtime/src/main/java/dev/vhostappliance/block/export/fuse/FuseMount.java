@@ -39,7 +39,7 @@ final class FuseMount {
      * Mounts over mountpoint (an existing regular file). allowOther: "on", "off" or "auto" (on, and off if
      * the kernel refuses it). A stale FUSE mount left by a run that was killed is reported, not reused.
      */
-    static FuseMount mount(Path mountpoint, boolean writable, String allowOther) throws StartupException {
+    static FuseMount mount(Path mountpoint, String allowOther) throws StartupException {
         Path abs = mountpoint.toAbsolutePath();
         try {
             BasicFileAttributes a = Files.readAttributes(abs, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
@@ -62,6 +62,15 @@ final class FuseMount {
             throw new StartupException("cannot open /dev/fuse: " + e.getMessage()
                     + (e.errno() == Errno.ENOENT ? " (load the fuse module)" : ""), e);
         }
+        // The watcher first: a kill right after the mount appears must find it running. It unmounts when its
+        // stdin ends: when we close it, or when the kernel does because we died.
+        Process watcher = null;
+        try {
+            watcher = new ProcessBuilder("/bin/sh", "-c", "cat > /dev/null; exec umount -l \"$0\" 2>/dev/null", abs.toString())
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD).start();
+        } catch (IOException e) {
+            // without it a SIGKILL leaves a stale mount, reported by the next run
+        }
         String base = "fd=" + fd + ",rootmode=" + Integer.toOctalString(Fuse.S_IFREG) + ",user_id=" + LibC.getuid()
                 + ",group_id=" + LibC.getgid() + ",default_permissions";
         long flags = LibC.MS_NOSUID | LibC.MS_NODEV;
@@ -77,16 +86,11 @@ final class FuseMount {
             }
         } catch (NativeCallException e) {
             LibC.close(fd);
+            if (watcher != null) {
+                watcher.destroyForcibly(); // killed, not released: nothing of ours to unmount
+            }
             throw new StartupException("cannot mount a FUSE export on '" + mountpoint + "': " + e.getMessage()
                     + (e.errno() == Errno.EPERM ? " (mounting needs CAP_SYS_ADMIN)" : ""), e);
-        }
-        Process watcher = null;
-        try {
-            // Unmounts when its stdin ends: when we close it, or when the kernel does because we died.
-            watcher = new ProcessBuilder("/bin/sh", "-c", "cat > /dev/null; exec umount -l \"$0\" 2>/dev/null", abs.toString())
-                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD).start();
-        } catch (IOException e) {
-            // without it a SIGKILL leaves a stale mount, reported by the next run
         }
         return new FuseMount(abs, fd, watcher);
     }

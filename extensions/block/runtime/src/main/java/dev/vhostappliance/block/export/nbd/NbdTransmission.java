@@ -78,9 +78,7 @@ final class NbdTransmission implements IoCompletionSink {
     void run() throws ConnectionClosedException {
         try {
             while (true) {
-                if (socket.kill().isSignalled()) {
-                    throw new ConnectionClosedException("the server stops this connection");
-                }
+                checkKilled();
                 boolean reading = !eof && !disconnect && !stalled;
                 // Requests already in the staging buffer are not news to poll: parse them first.
                 boolean staged = reading && (filling == null && inEnd - inStart >= Nbd.REQUEST_BYTES || socket.buffered());
@@ -89,6 +87,7 @@ final class NbdTransmission implements IoCompletionSink {
                         break;
                     }
                     await(reading);
+                    checkKilled(); // a request that arrives with the kill is not served
                 }
                 if (reading) {
                     receive();
@@ -102,6 +101,13 @@ final class NbdTransmission implements IoCompletionSink {
             }
         } finally {
             drain();
+        }
+    }
+
+    /** Removed hard, or the server stops: the connection ends now (what is in flight is drained, unanswered). */
+    private void checkKilled() throws ConnectionClosedException {
+        if (socket.kill().isSignalled()) {
+            throw new ConnectionClosedException("the server stops this connection");
         }
     }
 
