@@ -135,6 +135,9 @@ class NbdExportIT {
             holder.getOutputStream().flush();
             String line = new java.io.BufferedReader(new java.io.InputStreamReader(holder.getInputStream())).readLine();
             assertTrue(line != null && line.contains("read 512/512"), "connected and read: " + line);
+            String stats = q.cmd("{\"execute\":\"query-vhost-stats\"}");
+            assertTrue(stats.contains("{\"id\":\"e0\",\"type\":\"nbd\",\"connected\":true,\"connections\":1,\"reads\":1,"
+                    + "\"read-bytes\":512,\"writes\":0"), stats);
             assertEquals("{\"error\":{\"class\":\"GenericError\",\"desc\":\"export 'disk' still in use\"}}",
                     q.cmd("{\"execute\":\"nbd-server-remove\",\"arguments\":{\"name\":\"e0\"}}"));
             assertEquals("{\"return\":{}}", q.cmd("{\"execute\":\"nbd-server-remove\",\"arguments\":{\"name\":\"e0\",\"mode\":\"hard\"}}"));

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.vhostappliance.block.export.BlockExport;
+import dev.vhostappliance.block.export.nbd.NbdExport;
 import dev.vhostappliance.block.export.vhostuser.VhostUserBlkExport;
 import dev.vhostappliance.block.graph.OptionException;
 import dev.vhostappliance.block.graph.OptionReader;
@@ -116,6 +117,12 @@ final class BlockQmpCommands {
                 if (e instanceof VhostUserBlkExport v) {
                     list.add(dev.vhostappliance.qmp.DeviceStatsJson.of(v.id(), "block", v.serving().connected(), v.device(),
                             v.serving().backend()));
+                } else if (e instanceof NbdExport n) {
+                    var c = n.counters();
+                    list.addObject().put("id", n.id()).put("type", "nbd").put("connected", n.inUse())
+                            .put("connections", c.connections()).put("reads", c.reads()).put("read-bytes", c.readBytes())
+                            .put("writes", c.writes()).put("write-bytes", c.writeBytes()).put("flushes", c.flushes())
+                            .put("errors", c.errors());
                 }
             }
             return list;
