@@ -39,9 +39,11 @@ final class NbdRequest extends IoRequest {
     /** Block status chunks (header, context id, descriptors), made on first use. */
     private MemorySegment status;
 
-    NbdRequest(Arena arena) {
-        this.iov = arena.allocate(16, 8);
-        this.header = arena.allocate(HEADER_BYTES, 8);
+    /** Small segments the engines' threads may read (the iovec): automatic, shared, freed with the slot. */
+    NbdRequest() {
+        Arena small = Arena.ofAuto();
+        this.iov = small.allocate(16, 8);
+        this.header = small.allocate(HEADER_BYTES, 8);
     }
 
     /** Reads the header at at in in; false if its magic is wrong (the stream is out of step). */
@@ -82,7 +84,12 @@ final class NbdRequest extends IoRequest {
         return iov;
     }
 
-    /** Replaces the buffer with one of bytes (page-aligned, for O_DIRECT); returns the change in bytes held. */
+    /**
+     * Replaces the buffer with one of bytes (page-aligned, for O_DIRECT); returns the change in bytes held. On
+     * the connection's thread only: the buffer's arena is confined to it, because closing a shared arena
+     * synchronises with every thread of the process (with hundreds of connections that made each close, and
+     * so each disconnect, slower than the next).
+     */
     long resizeBuffer(long bytes) {
         long before = buffer.byteSize();
         if (bufferArena != null) {
@@ -91,7 +98,7 @@ final class NbdRequest extends IoRequest {
             buffer = MemorySegment.NULL;
         }
         if (bytes > 0) {
-            bufferArena = Arena.ofShared();
+            bufferArena = Arena.ofConfined();
             buffer = bufferArena.allocate(bytes, 4096);
         }
         return buffer.byteSize() - before;

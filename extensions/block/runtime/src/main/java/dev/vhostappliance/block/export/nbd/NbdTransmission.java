@@ -39,7 +39,8 @@ final class NbdTransmission implements IoCompletionSink {
     private final boolean writable;
     private final IoEngine engine;
     private final NbdCounters counters;
-    private final Arena arena = Arena.ofShared();
+    /** Confined to the connection's thread, which makes and ends the transmission (see NbdRequest#resizeBuffer). */
+    private final Arena arena = Arena.ofConfined();
     private final MemorySegment in = arena.allocate(STAGING, 8);
     private long inStart;
     private long inEnd;
@@ -478,7 +479,7 @@ final class NbdTransmission implements IoCompletionSink {
             r = free[--freeTop];
             free[freeTop] = null;
         } else if (created < MAX_IN_FLIGHT) {
-            r = new NbdRequest(arena); // a slot's first use; reused from then on
+            r = new NbdRequest(); // a slot's first use; reused from then on
             all[created++] = r;
         } else {
             return null;

@@ -17,7 +17,8 @@ import javax.net.ssl.SSLException;
 final class TlsNbdSocket extends NbdSocket {
     private static final int RECORD_HEADER = 5;
     private final SSLEngine engine;
-    private final Arena arena = Arena.ofShared();
+    /** Made and closed on the connection's thread. */
+    private final Arena arena = Arena.ofConfined();
     private final ByteBuffer netIn;
     private final ByteBuffer netOut;
     private final ByteBuffer appIn;

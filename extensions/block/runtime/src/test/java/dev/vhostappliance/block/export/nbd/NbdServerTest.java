@@ -403,6 +403,8 @@ class NbdServerTest {
         assertTimeoutPreemptively(LIMIT, () -> {
             try (RawNbdClient c = connect()) {
                 c.go("disk0", true);
+                c.request(0, Nbd.CMD_READ, 1, 0, 512, null); // answered: the connection is in transmission
+                assertEquals(0, c.reply(0).error());
                 assertTrue(export.inUse());
                 assertThrows(dev.vhostappliance.cli.StartupException.class, () -> export.delete(false));
                 export.delete(true);
