@@ -1,5 +1,8 @@
 package dev.vhostappliance.block.io;
 
+import dev.vhostappliance.libc.NativeCallException;
+import dev.vhostappliance.server.Poll;
+
 /**
  * The asynchronous I/O of one queue thread: requests are queued, handed to the kernel together by
  * {@link #submit()}, and come back, in any order, through {@link #reap}. One engine serves one thread;
@@ -44,6 +47,26 @@ public interface IoEngine extends AutoCloseable {
 
     /** How another thread makes this engine's queue thread reap ({@link #resumeFromAnyThread}); from any thread. */
     void setWaker(Runnable waker);
+
+    /**
+     * Submits what is queued and reaps into sink until nothing is in flight, waiting on {@link #completionFd()}
+     * with poll (the caller's, reused) in between; gives up at deadline (System.nanoTime(), Long.MAX_VALUE:
+     * never). True when idle. For a caller that waits for its requests (one at a time, or all at its end).
+     */
+    default boolean awaitIdle(IoCompletionSink sink, Poll poll, long deadline) throws NativeCallException {
+        submit();
+        while (inFlight() > 0) {
+            if (deadline != Long.MAX_VALUE && System.nanoTime() - deadline >= 0) {
+                return false;
+            }
+            if (!hasCompletions() && completionFd() >= 0) {
+                poll.clear().add(completionFd());
+                poll.await(10);
+            }
+            reap(sink);
+        }
+        return true;
+    }
 
     /** Releases the kernel's resources; requests still in flight are abandoned. */
     @Override

@@ -204,28 +204,8 @@ public class IoRequest {
             result = 0;
             return true;
         }
-        advance(res);
+        iovStart = NativeMemory.consumeIovecs(iov, iovStart, iovEnd, res);
         return false;
-    }
-
-    /** Moves past res transferred bytes: whole iovecs are skipped, a partial one is shortened in place. */
-    private void advance(long res) {
-        long left = res;
-        while (left > 0 && iovStart < iovEnd) {
-            long at = 16L * iovStart;
-            long len = iov.get(ValueLayout.JAVA_LONG, at + 8);
-            if (left >= len) {
-                left -= len;
-                iovStart++;
-            } else {
-                iov.set(ValueLayout.JAVA_LONG, at, iov.get(ValueLayout.JAVA_LONG, at) + left);
-                iov.set(ValueLayout.JAVA_LONG, at + 8, len - left);
-                left = 0;
-            }
-        }
-        while (iovStart < iovEnd && iov.get(ValueLayout.JAVA_LONG, 16L * iovStart + 8) == 0) {
-            iovStart++;
-        }
     }
 
     private void zeroRest() {

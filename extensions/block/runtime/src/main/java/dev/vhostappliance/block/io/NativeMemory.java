@@ -2,6 +2,7 @@ package dev.vhostappliance.block.io;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 /**
  * Guest buffers by native address. Requests carry their buffers as iovecs (what the kernel takes); copies
@@ -14,6 +15,32 @@ public final class NativeMemory {
     private static final MemorySegment ZEROES = Arena.global().allocate(64 * 1024, 4096);
 
     private NativeMemory() {
+    }
+
+    /**
+     * Moves past bytes transferred from the struct iovec array iov, entries [first, end): whole entries are
+     * skipped, a partial one is shortened in place, empty ones after it skipped too. Returns the new first
+     * entry (end when all were transferred). For system calls that transfer part of what they were given.
+     */
+    public static int consumeIovecs(MemorySegment iov, int first, int end, long bytes) {
+        long left = bytes;
+        int i = first;
+        while (left > 0 && i < end) {
+            long at = 16L * i;
+            long len = iov.get(ValueLayout.JAVA_LONG, at + 8);
+            if (left >= len) {
+                left -= len;
+                i++;
+            } else {
+                iov.set(ValueLayout.JAVA_LONG, at, iov.get(ValueLayout.JAVA_LONG, at) + left);
+                iov.set(ValueLayout.JAVA_LONG, at + 8, len - left);
+                left = 0;
+            }
+        }
+        while (i < end && iov.get(ValueLayout.JAVA_LONG, 16L * i + 8) == 0) {
+            i++;
+        }
+        return i;
     }
 
     /** Writes len zero bytes at address. */

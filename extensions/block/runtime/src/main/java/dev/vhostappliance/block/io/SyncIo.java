@@ -57,17 +57,10 @@ public final class SyncIo implements AutoCloseable {
     }
 
     private int await() {
-        engine.submit();
-        while (engine.inFlight() > 0) {
-            if (!engine.hasCompletions() && engine.completionFd() >= 0) {
-                poll.clear().add(engine.completionFd());
-                try {
-                    poll.await(100);
-                } catch (dev.vhostappliance.libc.NativeCallException e) {
-                    return -e.errno();
-                }
-            }
-            engine.reap(done -> { });
+        try {
+            engine.awaitIdle(done -> { }, poll, Long.MAX_VALUE);
+        } catch (dev.vhostappliance.libc.NativeCallException e) {
+            return -e.errno();
         }
         return r.result();
     }

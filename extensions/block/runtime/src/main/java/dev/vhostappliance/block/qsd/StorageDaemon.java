@@ -78,24 +78,8 @@ public final class StorageDaemon {
     public static StorageDaemon fromTrees(Trees trees, String objectPrefix, String blockdevPrefix, String nbdPrefix,
             String exportPrefix, List<String> errors) {
         StorageDaemon d = new StorageDaemon();
-        for (Map.Entry<String, Map<String, Object>> o : trees.objects().entrySet()) {
-            try {
-                Map<String, Object> tree = new LinkedHashMap<>(o.getValue());
-                tree.putIfAbsent("id", o.getKey());
-                d.object(tree);
-            } catch (OptionException e) {
-                errors.add(objectPrefix + o.getKey() + ": " + e.getMessage());
-            }
-        }
-        for (Map.Entry<String, Map<String, Object>> b : trees.blockdevs().entrySet()) {
-            try {
-                Map<String, Object> tree = new LinkedHashMap<>(b.getValue());
-                tree.putIfAbsent("node-name", b.getKey());
-                d.addNode(tree);
-            } catch (OptionException e) {
-                errors.add(blockdevPrefix + b.getKey() + ": " + e.getMessage());
-            }
-        }
+        eachTree(trees.objects(), "id", objectPrefix, errors, d::object);
+        eachTree(trees.blockdevs(), "node-name", blockdevPrefix, errors, d::addNode);
         if (!trees.nbdServer().isEmpty()) {
             try {
                 d.startNbdServer(new OptionReader(new LinkedHashMap<>(trees.nbdServer())));
@@ -103,17 +87,30 @@ public final class StorageDaemon {
                 errors.add(nbdPrefix.substring(0, nbdPrefix.length() - 1) + ": " + e.getMessage());
             }
         }
-        for (Map.Entry<String, Map<String, Object>> x : trees.exports().entrySet()) {
+        eachTree(trees.exports(), "id", exportPrefix, errors, tree -> {
+            tree.putIfAbsent("type", "vhost-user-blk");
+            d.export(new OptionReader(tree));
+        });
+        return d;
+    }
+
+    /** What a config file's tree of one kind (objects, nodes, exports) makes. */
+    private interface TreeAction {
+        void apply(Map<String, Object> tree) throws OptionException;
+    }
+
+    /** Applies action to every tree, its map key as idKey unless the tree names it; errors prefixed with the key. */
+    private static void eachTree(Map<String, Map<String, Object>> trees, String idKey, String prefix, List<String> errors,
+            TreeAction action) {
+        for (Map.Entry<String, Map<String, Object>> t : trees.entrySet()) {
             try {
-                Map<String, Object> tree = new LinkedHashMap<>(x.getValue());
-                tree.putIfAbsent("id", x.getKey());
-                tree.putIfAbsent("type", "vhost-user-blk");
-                d.export(new OptionReader(tree));
+                Map<String, Object> tree = new LinkedHashMap<>(t.getValue());
+                tree.putIfAbsent(idKey, t.getKey());
+                action.apply(tree);
             } catch (OptionException e) {
-                errors.add(exportPrefix + x.getKey() + ": " + e.getMessage());
+                errors.add(prefix + t.getKey() + ": " + e.getMessage());
             }
         }
-        return d;
     }
 
     /** Serves every export on its own thread; returns at once. */
@@ -411,9 +408,7 @@ public final class StorageDaemon {
         if (!endpoint.equals("server")) {
             throw new OptionException("tls-creds-x509 '" + id + "': only endpoint=server is supported (the NBD server's side)");
         }
-        if (tlsCreds.containsKey(id) || authz.containsKey(id) || iothreads.containsKey(id)) {
-            throw new OptionException("attempt to add duplicate property '" + id + "' to object");
-        }
+        objectIdFree(id);
         try {
             tlsCreds.put(id, TlsCredentials.load(id, Path.of(dir), verifyPeer));
         } catch (StartupException e) {
@@ -426,10 +421,15 @@ public final class StorageDaemon {
         String id = r.required("id");
         String identity = r.required("identity");
         r.finish();
+        objectIdFree(id);
+        authz.put(id, identity);
+    }
+
+    /** Objects of every kind share one id space, as QEMU's. */
+    private void objectIdFree(String id) throws OptionException {
         if (tlsCreds.containsKey(id) || authz.containsKey(id) || iothreads.containsKey(id)) {
             throw new OptionException("attempt to add duplicate property '" + id + "' to object");
         }
-        authz.put(id, identity);
     }
 
     private void iothread(OptionReader r) throws OptionException {

@@ -14,6 +14,7 @@ public final class FuseExport extends ExportedNode {
     private final FuseMount mount;
     private final FuseSession session;
     private Thread thread;
+    private boolean started;
 
     private FuseExport(String id, String nodeName, BlockNode node, FuseMount mount, FuseSession session) {
         super(id, nodeName, node);
@@ -25,7 +26,7 @@ public final class FuseExport extends ExportedNode {
     public static FuseExport mount(String id, String nodeName, BlockNode node, Path mountpoint, boolean writable,
             boolean growable, String allowOther) throws StartupException {
         FuseMount m = FuseMount.mount(mountpoint, allowOther);
-        return new FuseExport(id, nodeName, node, m, new FuseSession(m, node, writable, growable, !allowOther.equals("off"),
+        return new FuseExport(id, nodeName, node, m, new FuseSession(m, node, writable, growable, m.allowOther(),
                 "FUSE export '" + id + "'"));
     }
 
@@ -39,7 +40,8 @@ public final class FuseExport extends ExportedNode {
 
     @Override
     public synchronized void start() {
-        if (thread == null) {
+        if (!started) {
+            started = true;
             thread = new Thread(session, "fuse-" + id());
             thread.setDaemon(true);
             thread.start();
@@ -66,7 +68,7 @@ public final class FuseExport extends ExportedNode {
         }
     }
 
-    /** A FUSE export has no connection to count; it is "in use" while mounted (as QEMU, which never refuses). */
+    /** Never: QEMU's FUSE export has no connections to count and never refuses a safe removal. */
     @Override
     public boolean inUse() {
         return false;
@@ -74,23 +76,19 @@ public final class FuseExport extends ExportedNode {
 
     @Override
     public void delete(boolean hard) {
-        requestStop();
-        awaitStop(5000);
-        closeIfIdle();
+        close();
     }
 
+    /** Unmounts, waits for the session to end (it frees what it holds), or frees it if it never started. */
     @Override
     public void close() {
         requestStop();
         awaitStop(5000);
-        closeIfIdle();
-    }
-
-    /** The device closes with the session; a session that never ran leaves it to us. */
-    private synchronized void closeIfIdle() {
-        if (thread == null) {
-            mount.closeDevice();
-            thread = new Thread(() -> { }); // closed once
+        synchronized (this) {
+            if (!started) {
+                started = true; // once
+                session.release();
+            }
         }
     }
 }

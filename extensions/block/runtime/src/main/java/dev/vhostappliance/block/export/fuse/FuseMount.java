@@ -19,12 +19,19 @@ final class FuseMount {
     private final Path mountpoint;
     private final int fd;
     private final Process watcher;
+    private final boolean allowOther;
     private boolean unmounted;
 
-    private FuseMount(Path mountpoint, int fd, Process watcher) {
+    private FuseMount(Path mountpoint, int fd, Process watcher, boolean allowOther) {
         this.mountpoint = mountpoint;
         this.fd = fd;
         this.watcher = watcher;
+        this.allowOther = allowOther;
+    }
+
+    /** The mount has allow_other (asked for, or auto and the kernel took it): other users may open the file. */
+    boolean allowOther() {
+        return allowOther;
     }
 
     int fd() {
@@ -74,8 +81,8 @@ final class FuseMount {
         String base = "fd=" + fd + ",rootmode=" + Integer.toOctalString(Fuse.S_IFREG) + ",user_id=" + LibC.getuid()
                 + ",group_id=" + LibC.getgid() + ",default_permissions";
         long flags = LibC.MS_NOSUID | LibC.MS_NODEV;
+        boolean other = !allowOther.equals("off");
         try {
-            boolean other = !allowOther.equals("off");
             try {
                 LibC.mount("vhost-appliance", abs.toString(), "fuse.vhost-appliance", flags, base + (other ? ",allow_other" : ""));
             } catch (NativeCallException e) {
@@ -83,6 +90,7 @@ final class FuseMount {
                     throw e;
                 }
                 LibC.mount("vhost-appliance", abs.toString(), "fuse.vhost-appliance", flags, base);
+                other = false;
             }
         } catch (NativeCallException e) {
             LibC.close(fd);
@@ -92,7 +100,7 @@ final class FuseMount {
             throw new StartupException("cannot mount a FUSE export on '" + mountpoint + "': " + e.getMessage()
                     + (e.errno() == Errno.EPERM ? " (mounting needs CAP_SYS_ADMIN)" : ""), e);
         }
-        return new FuseMount(abs, fd, watcher);
+        return new FuseMount(abs, fd, watcher, other);
     }
 
     /** Unmounts (lazily: open files keep working until closed) and closes /dev/fuse; idempotent. */

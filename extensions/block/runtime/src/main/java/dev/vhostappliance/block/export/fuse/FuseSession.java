@@ -46,7 +46,6 @@ final class FuseSession implements Runnable {
     private final long created = System.currentTimeMillis() / 1000;
     private final int uid = LibC.getuid();
     private final int gid = LibC.getgid();
-    private volatile boolean ended;
 
     FuseSession(FuseMount mount, BlockNode node, boolean writable, boolean growable, boolean allowOther, String who) {
         this.mount = mount;
@@ -55,10 +54,6 @@ final class FuseSession implements Runnable {
         this.growable = growable;
         this.allowOther = allowOther;
         this.io = new SyncIo(node, who);
-    }
-
-    boolean ended() {
-        return ended;
     }
 
     @Override
@@ -84,11 +79,15 @@ final class FuseSession implements Runnable {
                 }
             }
         } finally {
-            ended = true;
-            io.close();
-            mount.closeDevice();
-            arena.close();
+            release();
         }
+    }
+
+    /** Frees the engine, /dev/fuse and the buffers: at the end of run, or instead of it if it never ran. */
+    void release() {
+        io.close();
+        mount.closeDevice();
+        arena.close();
     }
 
     /** One request; false when the session ends (DESTROY). */

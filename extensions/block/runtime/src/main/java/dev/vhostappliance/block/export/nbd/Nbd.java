@@ -1,5 +1,7 @@
 package dev.vhostappliance.block.export.nbd;
 
+import dev.vhostappliance.libc.Errno;
+
 /** The numbers of the NBD protocol (NBD's doc/proto.md), all sent big-endian. */
 final class Nbd {
     private Nbd() {
@@ -112,10 +114,10 @@ final class Nbd {
     static int error(int negErrno) {
         return switch (-negErrno) {
             case 0 -> 0;
-            case EPERM, 13, 30 -> EPERM; // EACCES, EROFS
+            case EPERM, Errno.EACCES, 30 -> EPERM; // 30: EROFS
             case ENOMEM -> ENOMEM;
             case EINVAL -> EINVAL;
-            case ENOSPC, 27, 122 -> ENOSPC; // EFBIG, EDQUOT
+            case ENOSPC, Errno.EFBIG, Errno.EDQUOT -> ENOSPC;
             case EOVERFLOW -> EOVERFLOW;
             case ENOTSUP -> ENOTSUP;
             case ESHUTDOWN -> ESHUTDOWN;

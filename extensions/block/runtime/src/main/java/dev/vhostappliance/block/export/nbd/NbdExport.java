@@ -93,13 +93,10 @@ public final class NbdExport extends ExportedNode {
 
     @Override
     public void close() {
-        NbdServer s = server;
-        if (s != null) {
-            try {
-                s.remove(this, true);
-            } catch (StartupException e) {
-                // hard removal does not refuse
-            }
+        try {
+            delete(true);
+        } catch (StartupException e) {
+            // hard removal does not refuse
         }
     }
 

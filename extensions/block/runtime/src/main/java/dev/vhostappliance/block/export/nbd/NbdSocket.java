@@ -1,5 +1,6 @@
 package dev.vhostappliance.block.export.nbd;
 
+import dev.vhostappliance.block.io.NativeMemory;
 import dev.vhostappliance.libc.Errno;
 import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.server.Poll;
@@ -102,18 +103,7 @@ class NbdSocket implements AutoCloseable {
                 throw new ConnectionClosedException("send: " + Errno.describe((int) -n));
             }
             left -= n;
-            while (n > 0) {
-                long len = iov.get(ValueLayout.JAVA_LONG, 16L * first + 8);
-                if (n >= len) {
-                    n -= len;
-                    first++;
-                } else {
-                    long at = 16L * first;
-                    iov.set(ValueLayout.JAVA_LONG, at, iov.get(ValueLayout.JAVA_LONG, at) + n);
-                    iov.set(ValueLayout.JAVA_LONG, at + 8, len - n);
-                    n = 0;
-                }
-            }
+            first = NativeMemory.consumeIovecs(iov, first, count, n);
         }
     }
 

@@ -9,8 +9,6 @@ import dev.vhostappliance.block.io.IoEngine;
 import dev.vhostappliance.block.io.IoRequest;
 import dev.vhostappliance.block.node.BlockNode;
 import dev.vhostappliance.block.node.BlockStatus;
-import dev.vhostappliance.block.io.NativeMemory;
-import dev.vhostappliance.libc.LibC;
 import dev.vhostappliance.libc.NativeCallException;
 import dev.vhostappliance.server.Poll;
 import java.lang.foreign.Arena;
@@ -147,41 +145,41 @@ final class NbdTransmission implements IoCompletionSink {
     /** Reads what has arrived and starts every whole request in it, until the socket is empty or we stall. */
     private void receive() throws ConnectionClosedException {
         while (!disconnect && !stalled) {
-                if (filling != null) {
-                    long n = socket.readSome(filling.bufferAddress() + filled, filling.count - filled);
-                    if (n < 0) { // the client left mid-payload: that write is dropped, unacknowledged
-                        release(filling);
-                        filling = null;
-                    }
-                    if (n <= 0) {
-                        eof = n < 0; // what is in flight still finishes (acknowledged or not, the writes are made)
-                        return;
-                    }
-                    filled += n;
-                    if (filled == filling.count) {
-                        NbdRequest r = filling;
-                        filling = null;
-                        start(r);
-                    }
-                    continue;
+            if (filling != null) {
+                long n = socket.readSome(filling.bufferAddress() + filled, filling.count - filled);
+                if (n < 0) { // the client left mid-payload: that write is dropped, unacknowledged
+                    release(filling);
+                    filling = null;
                 }
-                while (inEnd - inStart >= Nbd.REQUEST_BYTES && filling == null && !stalled && !disconnect) {
-                    parseOne();
-                }
-                if (filling != null || stalled || disconnect) {
-                    continue;
-                }
-                if (inStart > 0) { // keep a partial header at the front of the staging buffer
-                    MemorySegment.copy(in, inStart, in, 0, inEnd - inStart);
-                    inEnd -= inStart;
-                    inStart = 0;
-                }
-                long n = socket.readSome(in.address() + inEnd, STAGING - inEnd);
                 if (n <= 0) {
-                    eof = n < 0;
+                    eof = n < 0; // what is in flight still finishes (acknowledged or not, the writes are made)
                     return;
                 }
-                inEnd += n;
+                filled += n;
+                if (filled == filling.count) {
+                    NbdRequest r = filling;
+                    filling = null;
+                    start(r);
+                }
+                continue;
+            }
+            while (inEnd - inStart >= Nbd.REQUEST_BYTES && filling == null && !stalled && !disconnect) {
+                parseOne();
+            }
+            if (filling != null || stalled || disconnect) {
+                continue;
+            }
+            if (inStart > 0) { // keep a partial header at the front of the staging buffer
+                MemorySegment.copy(in, inStart, in, 0, inEnd - inStart);
+                inEnd -= inStart;
+                inStart = 0;
+            }
+            long n = socket.readSome(in.address() + inEnd, STAGING - inEnd);
+            if (n <= 0) {
+                eof = n < 0;
+                return;
+            }
+            inEnd += n;
         }
     }
 
@@ -415,7 +413,7 @@ final class NbdTransmission implements IoCompletionSink {
             run = Math.max(1, Math.min(run, end - pos));
             int flags = depth ? status.depth
                     : (status.hole ? Nbd.STATE_HOLE : 0) | (status.zero ? Nbd.STATE_ZERO : 0);
-            if (flags == previous && out.get(U32, d - 8) + run <= 0xffffffffL) {
+            if (flags == previous) { // merged runs stay within the request, whose length is a u32
                 out.set(U32, d - 8, (int) (Integer.toUnsignedLong(out.get(U32, d - 8)) + run));
             } else {
                 if (n == (one ? 1 : NbdRequest.MAX_EXTENTS)) {
@@ -508,21 +506,10 @@ final class NbdTransmission implements IoCompletionSink {
 
     /** Waits for I/O still in the kernel (its buffers are ours), then frees everything. */
     private void drain() {
-        long deadline = System.nanoTime() + DRAIN_NANOS;
-        while (engine.inFlight() > 0 && System.nanoTime() - deadline < 0) {
-            engine.submit();
-            engine.reap(r -> { });
-            if (engine.inFlight() > 0) {
-                poll.clear();
-                if (engine.completionFd() >= 0) {
-                    poll.add(engine.completionFd());
-                }
-                try {
-                    poll.await(10);
-                } catch (NativeCallException e) {
-                    break;
-                }
-            }
+        try {
+            engine.awaitIdle(r -> { }, poll, System.nanoTime() + DRAIN_NANOS);
+        } catch (NativeCallException e) {
+            // what is still in flight stays so: checked below
         }
         if (engine.inFlight() > 0) {
             return; // the kernel may still write into the buffers: leave them allocated
