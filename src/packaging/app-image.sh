@@ -1,58 +1,34 @@
 #!/bin/bash
-# Builds the tested distribution: a jlink'd Java runtime plus jpackage native launchers (app-image),
-# runnable with no JDK installed. Called by the app module in the package phase:
+# Builds the tested distribution: a jlink'd Java runtime, the application and its launchers, runnable with no
+# JDK installed. Called by the app module in the package phase:
 #   app-image.sh QUARKUS_APP_DIR OUTPUT_DIR
-# Output: OUTPUT_DIR/bin/{vhost-appliance,vhost-user-blk,vhost-user-input,vhost-user-gpu}, lib/...
-# The device launchers differ only in -Dvhost.invoked-as, which selects the device (QEMU's program names).
+# Output: OUTPUT_DIR/bin/vhost-appliance (launcher.sh) and the device links vhost-user-{blk,input,gpu};
+# lib/runtime (the Java runtime), lib/app (the application), lib/jvm.options, lib/aot (AOT caches).
 set -euo pipefail
 app=$1
 out=$2
 here=$(cd "$(dirname "$0")" && pwd)
 : "${JAVA_HOME:?JAVA_HOME must point at a JDK 25}"
-work=$(dirname "$out")/app-image-work
-rm -rf "$out" "$work"
-mkdir -p "$work/launchers"
+rm -rf "$out"
+mkdir -p "$out/bin" "$out/lib/aot"
 
 # jdeps cannot resolve Quarkus' jars (it stops at optional dependencies): this list is kept by hand and
 # checked by the app-image integration tests, which run every launcher.
 modules=java.base,java.logging,java.management,java.naming,java.xml,java.desktop,java.sql,jdk.unsupported,jdk.zipfs,jdk.jfr
 "$JAVA_HOME/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
-  --compress=zip-6 --output "$work/runtime"
-
-opts=$(grep -v '^#' "$here/jvm.options" | grep -v '^$' | tr '\n' ' ')
+  --compress=zip-6 --output "$out/lib/runtime"
+cp -a "$app" "$out/lib/app"
+grep -v '^#' "$here/jvm.options" | grep -v '^$' | tr '\n' ' ' >"$out/lib/jvm.options"
+install -m 0755 "$here/launcher.sh" "$out/bin/vhost-appliance"
 for prog in vhost-user-blk vhost-user-input vhost-user-gpu; do
-  printf 'java-options=%s -Dvhost.invoked-as=%s\n' "$opts" "$prog" > "$work/launchers/$prog.properties"
+  ln -s vhost-appliance "$out/bin/$prog"
 done
-args=()
-for o in $opts; do args+=(--java-options "$o"); done
-"$JAVA_HOME/bin/jpackage" --type app-image --name vhost-appliance --dest "$work/out" \
-  --input "$app" --main-jar quarkus-run.jar --runtime-image "$work/runtime" \
-  "${args[@]}" --java-options -Dvhost.invoked-as=vhost-appliance \
-  --add-launcher vhost-user-blk="$work/launchers/vhost-user-blk.properties" \
-  --add-launcher vhost-user-input="$work/launchers/vhost-user-input.properties" \
-  --add-launcher vhost-user-gpu="$work/launchers/vhost-user-gpu.properties"
-mv "$work/out/vhost-appliance" "$out"
 
-# JDK 25 AOT cache (JEP 514/515): one training run of the real start-up path (parse the command line,
-# open an image, listen, SIGTERM), then every launcher loads the cache. Measured: see README "Packaging".
-# If training fails the image still works, only without the cache.
-train="$work/train"
-mkdir -p "$train"
-truncate -s 1M "$train/img"
-aot="$out/lib/app/vhost-appliance.aot"
-JAVA_TOOL_OPTIONS="-XX:AOTCacheOutput=$aot" "$out/bin/vhost-user-blk" --socket-path="$train/s.sock" \
-  --blk-file="$train/img" >"$train/log" 2>&1 &
-pid=$!
-for _ in $(seq 300); do [ -S "$train/s.sock" ] && break; sleep 0.1; done
-kill -TERM "$pid" 2>/dev/null || true
-wait "$pid" || true
-if [ -f "$aot" ]; then
-  for cfg in "$out"/lib/app/*.cfg; do
-    printf 'java-options=-XX:AOTCache=$APPDIR/vhost-appliance.aot\n' >>"$cfg"
-  done
-else
-  echo "app-image: AOT cache training failed, continuing without it:" >&2
-  tail -n 5 "$train/log" >&2
-fi
-rm -rf "$work"
+# JDK AOT caches (JEP 483/514/515), one per start-up, each trained on that launcher's own start-up
+# (aot-train.sh): a device maps only the classes its start-up needs. Measured: README "Footprint". A launcher
+# whose training fails still works, only without a cache.
+"$here/aot-train.sh" "$out/lib/aot/qsd.aot" qsd "$out/bin/vhost-appliance" || true
+"$here/aot-train.sh" "$out/lib/aot/blk.aot" blk "$out/bin/vhost-user-blk" || true
+"$here/aot-train.sh" "$out/lib/aot/input.aot" input "$out/bin/vhost-user-input" || true
+"$here/aot-train.sh" "$out/lib/aot/gpu.aot" gpu "$out/bin/vhost-user-gpu" || true
 echo "app-image: $out ($(du -sh "$out" | cut -f1))"

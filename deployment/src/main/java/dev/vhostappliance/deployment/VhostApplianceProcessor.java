@@ -47,5 +47,8 @@ class VhostApplianceProcessor {
             BuildProducer<RuntimeInitializedClassBuildItem> runtimeInit) {
         features.produce(new NativeImageFeatureBuildItem(FfmDowncallFeature.class));
         runtimeInit.produce(new RuntimeInitializedClassBuildItem(LibC.class.getName()));
+        for (Class<?> holder : LibC.class.getDeclaredClasses()) { // the lazily linked handles
+            runtimeInit.produce(new RuntimeInitializedClassBuildItem(holder.getName()));
+        }
     }
 }

@@ -85,55 +85,58 @@ public final class LibC {
     public static final int SEEK_DATA = 3;
     public static final int SEEK_HOLE = 4;
 
-    private static final MethodHandle SOCKET = Downcall.SOCKET.handle();
-    private static final MethodHandle SOCKETPAIR = Downcall.SOCKETPAIR.handle();
-    private static final MethodHandle BIND = Downcall.BIND.handle();
-    private static final MethodHandle LISTEN = Downcall.LISTEN.handle();
-    private static final MethodHandle ACCEPT4 = Downcall.ACCEPT4.handle();
-    private static final MethodHandle CONNECT = Downcall.CONNECT.handle();
-    private static final MethodHandle GETSOCKOPT = Downcall.GETSOCKOPT.handle();
-    private static final MethodHandle SHUTDOWN = Downcall.SHUTDOWN.handle();
-    private static final MethodHandle SETSOCKOPT = Downcall.SETSOCKOPT.handle();
-    private static final MethodHandle GETSOCKNAME = Downcall.GETSOCKNAME.handle();
-    private static final MethodHandle SENDMSG = Downcall.SENDMSG.handle();
-    private static final MethodHandle RECVMSG = Downcall.RECVMSG.handle();
-    private static final MethodHandle READ = Downcall.READ.handle();
-    private static final MethodHandle WRITE = Downcall.WRITE.handle();
-    private static final MethodHandle PREAD = Downcall.PREAD.handle();
-    private static final MethodHandle PWRITE = Downcall.PWRITE.handle();
-    private static final MethodHandle PREADV = Downcall.PREADV.handle();
-    private static final MethodHandle PWRITEV = Downcall.PWRITEV.handle();
-    private static final MethodHandle CLOSE = Downcall.CLOSE.handle();
-    private static final MethodHandle DUP = Downcall.DUP.handle();
-    private static final MethodHandle UNLINK = Downcall.UNLINK.handle();
-    private static final MethodHandle OPEN = Downcall.OPEN.handle();
-    private static final MethodHandle FCNTL_INT = Downcall.FCNTL_INT.handle();
-    private static final MethodHandle FCNTL_PTR = Downcall.FCNTL_PTR.handle();
-    private static final MethodHandle IOCTL_PTR = Downcall.IOCTL_PTR.handle();
-    private static final MethodHandle IOCTL_INT = Downcall.IOCTL_INT.handle();
-    private static final MethodHandle MMAP = Downcall.MMAP.handle();
-    private static final MethodHandle MUNMAP = Downcall.MUNMAP.handle();
-    private static final MethodHandle EVENTFD = Downcall.EVENTFD.handle();
-    private static final MethodHandle POLL = Downcall.POLL.handle();
-    private static final MethodHandle EPOLL_CREATE1 = Downcall.EPOLL_CREATE1.handle();
-    private static final MethodHandle EPOLL_CTL = Downcall.EPOLL_CTL.handle();
-    private static final MethodHandle EPOLL_WAIT = Downcall.EPOLL_WAIT.handle();
-    private static final MethodHandle FALLOCATE = Downcall.FALLOCATE.handle();
-    private static final MethodHandle FTRUNCATE = Downcall.FTRUNCATE.handle();
-    private static final MethodHandle FDATASYNC = Downcall.FDATASYNC.handle();
-    private static final MethodHandle LSEEK = Downcall.LSEEK.handle();
-    private static final MethodHandle MEMFD_CREATE = Downcall.MEMFD_CREATE.handle();
-    private static final MethodHandle GETPID = Downcall.GETPID.handle();
-    private static final MethodHandle GETUID = Downcall.GETUID.handle();
-    private static final MethodHandle GETGID = Downcall.GETGID.handle();
-    private static final MethodHandle MOUNT = Downcall.MOUNT.handle();
-    private static final MethodHandle UMOUNT2 = Downcall.UMOUNT2.handle();
-    private static final MethodHandle CHMOD = Downcall.CHMOD.handle();
-    private static final MethodHandle SYSCALL = Downcall.SYSCALL.handle();
-    private static final MethodHandle READ_WORD = Downcall.READ_WORD.handle();
-    private static final MethodHandle POLL_HOT = Downcall.POLL_HOT.handle();
-    private static final MethodHandle SYSCALL_HOT = Downcall.SYSCALL_HOT.handle();
-    private static final MethodHandle WRITE_WORD = Downcall.WRITE_WORD.handle();
+    // Each handle in a holder class of its own, linked on first use: linking a downcall spins classes (about
+    // 5 ms each in a fresh JVM), and a device needs only some of the ~50 (block's start-up needs 8). The
+    // field stays static final, so the JIT still sees a constant handle on the request path.
+    private static final class Socket { static final MethodHandle H = Downcall.SOCKET.handle(); }
+    private static final class Socketpair { static final MethodHandle H = Downcall.SOCKETPAIR.handle(); }
+    private static final class Bind { static final MethodHandle H = Downcall.BIND.handle(); }
+    private static final class Listen { static final MethodHandle H = Downcall.LISTEN.handle(); }
+    private static final class Accept4 { static final MethodHandle H = Downcall.ACCEPT4.handle(); }
+    private static final class Connect { static final MethodHandle H = Downcall.CONNECT.handle(); }
+    private static final class Getsockopt { static final MethodHandle H = Downcall.GETSOCKOPT.handle(); }
+    private static final class Shutdown { static final MethodHandle H = Downcall.SHUTDOWN.handle(); }
+    private static final class Setsockopt { static final MethodHandle H = Downcall.SETSOCKOPT.handle(); }
+    private static final class Getsockname { static final MethodHandle H = Downcall.GETSOCKNAME.handle(); }
+    private static final class Sendmsg { static final MethodHandle H = Downcall.SENDMSG.handle(); }
+    private static final class Recvmsg { static final MethodHandle H = Downcall.RECVMSG.handle(); }
+    private static final class Read { static final MethodHandle H = Downcall.READ.handle(); }
+    private static final class Write { static final MethodHandle H = Downcall.WRITE.handle(); }
+    private static final class Pread { static final MethodHandle H = Downcall.PREAD.handle(); }
+    private static final class Pwrite { static final MethodHandle H = Downcall.PWRITE.handle(); }
+    private static final class Preadv { static final MethodHandle H = Downcall.PREADV.handle(); }
+    private static final class Pwritev { static final MethodHandle H = Downcall.PWRITEV.handle(); }
+    private static final class Close { static final MethodHandle H = Downcall.CLOSE.handle(); }
+    private static final class Dup { static final MethodHandle H = Downcall.DUP.handle(); }
+    private static final class Unlink { static final MethodHandle H = Downcall.UNLINK.handle(); }
+    private static final class Open { static final MethodHandle H = Downcall.OPEN.handle(); }
+    private static final class FcntlInt { static final MethodHandle H = Downcall.FCNTL_INT.handle(); }
+    private static final class FcntlPtr { static final MethodHandle H = Downcall.FCNTL_PTR.handle(); }
+    private static final class IoctlPtr { static final MethodHandle H = Downcall.IOCTL_PTR.handle(); }
+    private static final class IoctlInt { static final MethodHandle H = Downcall.IOCTL_INT.handle(); }
+    private static final class Mmap { static final MethodHandle H = Downcall.MMAP.handle(); }
+    private static final class Munmap { static final MethodHandle H = Downcall.MUNMAP.handle(); }
+    private static final class Eventfd { static final MethodHandle H = Downcall.EVENTFD.handle(); }
+    private static final class Poll { static final MethodHandle H = Downcall.POLL.handle(); }
+    private static final class EpollCreate1 { static final MethodHandle H = Downcall.EPOLL_CREATE1.handle(); }
+    private static final class EpollCtl { static final MethodHandle H = Downcall.EPOLL_CTL.handle(); }
+    private static final class EpollWait { static final MethodHandle H = Downcall.EPOLL_WAIT.handle(); }
+    private static final class Fallocate { static final MethodHandle H = Downcall.FALLOCATE.handle(); }
+    private static final class Ftruncate { static final MethodHandle H = Downcall.FTRUNCATE.handle(); }
+    private static final class Fdatasync { static final MethodHandle H = Downcall.FDATASYNC.handle(); }
+    private static final class Lseek { static final MethodHandle H = Downcall.LSEEK.handle(); }
+    private static final class MemfdCreate { static final MethodHandle H = Downcall.MEMFD_CREATE.handle(); }
+    private static final class Getpid { static final MethodHandle H = Downcall.GETPID.handle(); }
+    private static final class Getuid { static final MethodHandle H = Downcall.GETUID.handle(); }
+    private static final class Getgid { static final MethodHandle H = Downcall.GETGID.handle(); }
+    private static final class Mount { static final MethodHandle H = Downcall.MOUNT.handle(); }
+    private static final class Umount2 { static final MethodHandle H = Downcall.UMOUNT2.handle(); }
+    private static final class Chmod { static final MethodHandle H = Downcall.CHMOD.handle(); }
+    private static final class Syscall { static final MethodHandle H = Downcall.SYSCALL.handle(); }
+    private static final class ReadWord { static final MethodHandle H = Downcall.READ_WORD.handle(); }
+    private static final class PollHot { static final MethodHandle H = Downcall.POLL_HOT.handle(); }
+    private static final class SyscallHot { static final MethodHandle H = Downcall.SYSCALL_HOT.handle(); }
+    private static final class WriteWord { static final MethodHandle H = Downcall.WRITE_WORD.handle(); }
 
     private static final StructLayout CAPTURE_LAYOUT = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO =
@@ -182,7 +185,7 @@ public final class LibC {
 
     public static int socket(int domain, int type, int protocol) throws NativeCallException {
         try {
-            return check("socket", (int) SOCKET.invokeExact(state(), domain, type, protocol));
+            return check("socket", (int) Socket.H.invokeExact(state(), domain, type, protocol));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -193,7 +196,7 @@ public final class LibC {
     /** Fills {@code fds} (two ints) with a connected AF_UNIX stream pair. */
     public static void socketpair(int type, MemorySegment fds) throws NativeCallException {
         try {
-            check("socketpair", (int) SOCKETPAIR.invokeExact(state(), AF_UNIX, type, 0, fds));
+            check("socketpair", (int) Socketpair.H.invokeExact(state(), AF_UNIX, type, 0, fds));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -203,7 +206,7 @@ public final class LibC {
 
     public static void bind(int fd, MemorySegment addr, int len) throws NativeCallException {
         try {
-            check("bind", (int) BIND.invokeExact(state(), fd, addr, len));
+            check("bind", (int) Bind.H.invokeExact(state(), fd, addr, len));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -213,7 +216,7 @@ public final class LibC {
 
     public static void listen(int fd, int backlog) throws NativeCallException {
         try {
-            check("listen", (int) LISTEN.invokeExact(state(), fd, backlog));
+            check("listen", (int) Listen.H.invokeExact(state(), fd, backlog));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -224,7 +227,7 @@ public final class LibC {
     /** accept4 with no peer address; returns the new fd or -errno. */
     public static int rawAccept4(int fd, int flags) {
         try {
-            int rc = (int) ACCEPT4.invokeExact(state(), fd, MemorySegment.NULL, MemorySegment.NULL, flags);
+            int rc = (int) Accept4.H.invokeExact(state(), fd, MemorySegment.NULL, MemorySegment.NULL, flags);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -234,7 +237,7 @@ public final class LibC {
     /** connect; returns 0 or -errno (callers distinguish ECONNREFUSED / ENOENT). */
     public static int rawConnect(int fd, MemorySegment addr, int len) {
         try {
-            int rc = (int) CONNECT.invokeExact(state(), fd, addr, len);
+            int rc = (int) Connect.H.invokeExact(state(), fd, addr, len);
             return rc == 0 ? 0 : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -247,7 +250,7 @@ public final class LibC {
             MemorySegment val = arena.allocate(4);
             MemorySegment len = arena.allocate(4);
             len.set(java.lang.foreign.ValueLayout.JAVA_INT, 0, 4);
-            check("getsockopt", (int) GETSOCKOPT.invokeExact(state(), fd, level, name, val, len));
+            check("getsockopt", (int) Getsockopt.H.invokeExact(state(), fd, level, name, val, len));
             return val.get(java.lang.foreign.ValueLayout.JAVA_INT, 0);
         } catch (NativeCallException e) {
             throw e;
@@ -260,7 +263,7 @@ public final class LibC {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment val = arena.allocate(4);
             val.set(java.lang.foreign.ValueLayout.JAVA_INT, 0, value);
-            check("setsockopt", (int) SETSOCKOPT.invokeExact(state(), fd, level, name, val, 4));
+            check("setsockopt", (int) Setsockopt.H.invokeExact(state(), fd, level, name, val, 4));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -273,7 +276,7 @@ public final class LibC {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment len = arena.allocate(4);
             len.set(java.lang.foreign.ValueLayout.JAVA_INT, 0, (int) addr.byteSize());
-            check("getsockname", (int) GETSOCKNAME.invokeExact(state(), fd, addr, len));
+            check("getsockname", (int) Getsockname.H.invokeExact(state(), fd, addr, len));
             return len.get(java.lang.foreign.ValueLayout.JAVA_INT, 0);
         } catch (NativeCallException e) {
             throw e;
@@ -285,7 +288,7 @@ public final class LibC {
     /** shutdown(fd, SHUT_RDWR), ignoring errors: wakes a thread blocked on the socket. */
     public static void shutdownQuietly(int fd) {
         try {
-            int ignored = (int) SHUTDOWN.invokeExact(state(), fd, SHUT_RDWR);
+            int ignored = (int) Shutdown.H.invokeExact(state(), fd, SHUT_RDWR);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -294,7 +297,7 @@ public final class LibC {
     /** sendmsg; returns bytes sent or -errno. */
     public static long rawSendmsg(int fd, MemorySegment msghdr, int flags) {
         try {
-            long rc = (long) SENDMSG.invokeExact(state(), fd, msghdr, flags);
+            long rc = (long) Sendmsg.H.invokeExact(state(), fd, msghdr, flags);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -304,7 +307,7 @@ public final class LibC {
     /** recvmsg; returns bytes received (0 = orderly shutdown) or -errno. */
     public static long rawRecvmsg(int fd, MemorySegment msghdr, int flags) {
         try {
-            long rc = (long) RECVMSG.invokeExact(state(), fd, msghdr, flags);
+            long rc = (long) Recvmsg.H.invokeExact(state(), fd, msghdr, flags);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -319,7 +322,7 @@ public final class LibC {
      */
     public static long writeWord(int fd, MemorySegment word) {
         try {
-            return (long) WRITE_WORD.invokeExact(fd, word.address(), 8L);
+            return (long) WriteWord.H.invokeExact(fd, word.address(), 8L);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -328,7 +331,7 @@ public final class LibC {
     /** read(fd, address, 8) into an 8-byte word (draining an eventfd); bytes read, or -1 (errno not kept). */
     public static long readWord(int fd, MemorySegment word) {
         try {
-            return (long) READ_WORD.invokeExact(fd, word.address(), 8L);
+            return (long) ReadWord.H.invokeExact(fd, word.address(), 8L);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -337,7 +340,7 @@ public final class LibC {
     /** read; returns bytes read or -errno. */
     public static long rawRead(int fd, MemorySegment buf, long len) {
         try {
-            long rc = (long) READ.invokeExact(state(), fd, buf, len);
+            long rc = (long) Read.H.invokeExact(state(), fd, buf, len);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -347,7 +350,7 @@ public final class LibC {
     /** write; returns bytes written or -errno. */
     public static long rawWrite(int fd, MemorySegment buf, long len) {
         try {
-            long rc = (long) WRITE.invokeExact(state(), fd, buf, len);
+            long rc = (long) Write.H.invokeExact(state(), fd, buf, len);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -356,7 +359,7 @@ public final class LibC {
 
     public static long rawPread(int fd, MemorySegment buf, long len, long offset) {
         try {
-            long rc = (long) PREAD.invokeExact(state(), fd, buf, len, offset);
+            long rc = (long) Pread.H.invokeExact(state(), fd, buf, len, offset);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -365,7 +368,7 @@ public final class LibC {
 
     public static long rawPwrite(int fd, MemorySegment buf, long len, long offset) {
         try {
-            long rc = (long) PWRITE.invokeExact(state(), fd, buf, len, offset);
+            long rc = (long) Pwrite.H.invokeExact(state(), fd, buf, len, offset);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -375,7 +378,7 @@ public final class LibC {
     /** preadv over {@code iovcnt} struct iovec at {@code iov}; returns bytes or -errno. */
     public static long rawPreadv(int fd, MemorySegment iov, int iovcnt, long offset) {
         try {
-            long rc = (long) PREADV.invokeExact(state(), fd, iov, iovcnt, offset);
+            long rc = (long) Preadv.H.invokeExact(state(), fd, iov, iovcnt, offset);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -385,7 +388,7 @@ public final class LibC {
     /** pwritev over {@code iovcnt} struct iovec at {@code iov}; returns bytes or -errno. */
     public static long rawPwritev(int fd, MemorySegment iov, int iovcnt, long offset) {
         try {
-            long rc = (long) PWRITEV.invokeExact(state(), fd, iov, iovcnt, offset);
+            long rc = (long) Pwritev.H.invokeExact(state(), fd, iov, iovcnt, offset);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -398,7 +401,7 @@ public final class LibC {
             return 0;
         }
         try {
-            int rc = (int) CLOSE.invokeExact(state(), fd);
+            int rc = (int) Close.H.invokeExact(state(), fd);
             return rc == 0 ? 0 : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -407,7 +410,7 @@ public final class LibC {
 
     public static int dup(int fd) throws NativeCallException {
         try {
-            return check("dup", (int) DUP.invokeExact(state(), fd));
+            return check("dup", (int) Dup.H.invokeExact(state(), fd));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -420,7 +423,7 @@ public final class LibC {
     /** unlink; returns 0 or -errno. */
     public static int unlink(String path) {
         try (Arena arena = Arena.ofConfined()) {
-            int rc = (int) UNLINK.invokeExact(state(), cString(arena, path));
+            int rc = (int) Unlink.H.invokeExact(state(), cString(arena, path));
             return rc == 0 ? 0 : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -429,7 +432,7 @@ public final class LibC {
 
     public static void chmod(String path, int mode) throws NativeCallException {
         try (Arena arena = Arena.ofConfined()) {
-            check("chmod " + path, (int) CHMOD.invokeExact(state(), cString(arena, path), mode));
+            check("chmod " + path, (int) Chmod.H.invokeExact(state(), cString(arena, path), mode));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -439,7 +442,7 @@ public final class LibC {
 
     public static int open(String path, int flags, int mode) throws NativeCallException {
         try (Arena arena = Arena.ofConfined()) {
-            return check("open " + path, (int) OPEN.invokeExact(state(), cString(arena, path), flags, mode));
+            return check("open " + path, (int) Open.H.invokeExact(state(), cString(arena, path), flags, mode));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -449,7 +452,7 @@ public final class LibC {
 
     public static int fcntl(int fd, int cmd, int arg) throws NativeCallException {
         try {
-            return check("fcntl", (int) FCNTL_INT.invokeExact(state(), fd, cmd, arg));
+            return check("fcntl", (int) FcntlInt.H.invokeExact(state(), fd, cmd, arg));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -460,7 +463,7 @@ public final class LibC {
     /** fcntl with a pointer argument (struct flock for OFD locks); returns the result or -errno. */
     public static int rawFcntl(int fd, int cmd, MemorySegment arg) {
         try {
-            int rc = (int) FCNTL_PTR.invokeExact(state(), fd, cmd, arg);
+            int rc = (int) FcntlPtr.H.invokeExact(state(), fd, cmd, arg);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -470,7 +473,7 @@ public final class LibC {
     /** ioctl with a pointer argument; returns the result or -errno. */
     public static int rawIoctl(int fd, long request, MemorySegment arg) {
         try {
-            int rc = (int) IOCTL_PTR.invokeExact(state(), fd, request, arg);
+            int rc = (int) IoctlPtr.H.invokeExact(state(), fd, request, arg);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -480,7 +483,7 @@ public final class LibC {
     /** ioctl with an int argument; returns the result or -errno. */
     public static int rawIoctl(int fd, long request, int arg) {
         try {
-            int rc = (int) IOCTL_INT.invokeExact(state(), fd, request, arg);
+            int rc = (int) IoctlInt.H.invokeExact(state(), fd, request, arg);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -489,7 +492,7 @@ public final class LibC {
 
     public static void fallocate(int fd, int mode, long offset, long len) throws NativeCallException {
         try {
-            check("fallocate", (int) FALLOCATE.invokeExact(state(), fd, mode, offset, len));
+            check("fallocate", (int) Fallocate.H.invokeExact(state(), fd, mode, offset, len));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -500,7 +503,7 @@ public final class LibC {
     /** fallocate; returns 0 or -errno (callers fall back on EOPNOTSUPP). */
     public static int rawFallocate(int fd, int mode, long offset, long len) {
         try {
-            int rc = (int) FALLOCATE.invokeExact(state(), fd, mode, offset, len);
+            int rc = (int) Fallocate.H.invokeExact(state(), fd, mode, offset, len);
             return rc == 0 ? 0 : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -509,7 +512,7 @@ public final class LibC {
 
     public static void ftruncate(int fd, long len) throws NativeCallException {
         try {
-            check("ftruncate", (int) FTRUNCATE.invokeExact(state(), fd, len));
+            check("ftruncate", (int) Ftruncate.H.invokeExact(state(), fd, len));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -520,7 +523,7 @@ public final class LibC {
     /** fdatasync; returns 0 or -errno. */
     public static int rawFdatasync(int fd) {
         try {
-            int rc = (int) FDATASYNC.invokeExact(state(), fd);
+            int rc = (int) Fdatasync.H.invokeExact(state(), fd);
             return rc == 0 ? 0 : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -530,7 +533,7 @@ public final class LibC {
     /** Size of a file or block device (lseek to the end). */
     public static long size(int fd) throws NativeCallException {
         try {
-            return check("lseek", (long) LSEEK.invokeExact(state(), fd, 0L, SEEK_END));
+            return check("lseek", (long) Lseek.H.invokeExact(state(), fd, 0L, SEEK_END));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -541,7 +544,7 @@ public final class LibC {
     /** lseek; the new offset or -errno (SEEK_DATA/SEEK_HOLE past the data: -ENXIO). */
     public static long rawLseek(int fd, long offset, int whence) {
         try {
-            long rc = (long) LSEEK.invokeExact(state(), fd, offset, whence);
+            long rc = (long) Lseek.H.invokeExact(state(), fd, offset, whence);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -550,7 +553,7 @@ public final class LibC {
 
     public static int memfdCreate(String name, int flags) throws NativeCallException {
         try (Arena arena = Arena.ofConfined()) {
-            return check("memfd_create", (int) MEMFD_CREATE.invokeExact(state(), cString(arena, name), flags));
+            return check("memfd_create", (int) MemfdCreate.H.invokeExact(state(), cString(arena, name), flags));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -560,7 +563,7 @@ public final class LibC {
 
     public static int getuid() {
         try {
-            return (int) GETUID.invokeExact(state());
+            return (int) Getuid.H.invokeExact(state());
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -568,7 +571,7 @@ public final class LibC {
 
     public static int getgid() {
         try {
-            return (int) GETGID.invokeExact(state());
+            return (int) Getgid.H.invokeExact(state());
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -581,7 +584,7 @@ public final class LibC {
     /** mount(2); throws with errno. */
     public static void mount(String source, String target, String type, long flags, String data) throws NativeCallException {
         try (Arena arena = Arena.ofConfined()) {
-            check("mount", (int) MOUNT.invokeExact(state(), cString(arena, source), cString(arena, target), cString(arena, type),
+            check("mount", (int) Mount.H.invokeExact(state(), cString(arena, source), cString(arena, target), cString(arena, type),
                     flags, cString(arena, data)));
         } catch (NativeCallException e) {
             throw e;
@@ -593,7 +596,7 @@ public final class LibC {
     /** umount2(2); 0 or -errno. */
     public static int umount2(String target, int flags) {
         try (Arena arena = Arena.ofConfined()) {
-            int rc = (int) UMOUNT2.invokeExact(state(), cString(arena, target), flags);
+            int rc = (int) Umount2.H.invokeExact(state(), cString(arena, target), flags);
             return rc == 0 ? 0 : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -602,7 +605,7 @@ public final class LibC {
 
     public static int getpid() {
         try {
-            return (int) GETPID.invokeExact(state());
+            return (int) Getpid.H.invokeExact(state());
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -614,7 +617,7 @@ public final class LibC {
     public static MemorySegment mmap(long length, int prot, int flags, int fd, long offset)
             throws NativeCallException {
         try {
-            MemorySegment addr = (MemorySegment) MMAP.invokeExact(state(), MemorySegment.NULL, length, prot, flags,
+            MemorySegment addr = (MemorySegment) Mmap.H.invokeExact(state(), MemorySegment.NULL, length, prot, flags,
                     fd, offset);
             if (addr.address() == MAP_FAILED) {
                 throw new NativeCallException("mmap", errno());
@@ -630,7 +633,7 @@ public final class LibC {
     /** munmap; returns 0 or -errno. */
     public static int munmap(long address, long length) {
         try {
-            int rc = (int) MUNMAP.invokeExact(state(), MemorySegment.ofAddress(address), length);
+            int rc = (int) Munmap.H.invokeExact(state(), MemorySegment.ofAddress(address), length);
             return rc == 0 ? 0 : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -641,7 +644,7 @@ public final class LibC {
 
     public static int eventfd(int initval, int flags) throws NativeCallException {
         try {
-            return check("eventfd", (int) EVENTFD.invokeExact(state(), initval, flags));
+            return check("eventfd", (int) Eventfd.H.invokeExact(state(), initval, flags));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -652,7 +655,7 @@ public final class LibC {
     /** poll over {@code nfds} struct pollfd; returns the count or -errno. */
     public static int rawPoll(MemorySegment fds, long nfds, int timeoutMillis) {
         try {
-            int rc = (int) POLL.invokeExact(state(), fds, nfds, timeoutMillis);
+            int rc = (int) Poll.H.invokeExact(state(), fds, nfds, timeoutMillis);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -661,7 +664,7 @@ public final class LibC {
 
     public static int epollCreate() throws NativeCallException {
         try {
-            return check("epoll_create1", (int) EPOLL_CREATE1.invokeExact(state(), EPOLL_CLOEXEC));
+            return check("epoll_create1", (int) EpollCreate1.H.invokeExact(state(), EPOLL_CLOEXEC));
         } catch (NativeCallException e) {
             throw e;
         } catch (Throwable t) {
@@ -672,7 +675,7 @@ public final class LibC {
     /** epoll_ctl with a prepared struct epoll_event; returns 0 or -errno. */
     public static int rawEpollCtl(int epfd, int op, int fd, MemorySegment event) {
         try {
-            int rc = (int) EPOLL_CTL.invokeExact(state(), epfd, op, fd, event);
+            int rc = (int) EpollCtl.H.invokeExact(state(), epfd, op, fd, event);
             return rc == 0 ? 0 : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -682,7 +685,7 @@ public final class LibC {
     /** epoll_wait; returns the count or -errno. */
     public static int rawEpollWait(int epfd, MemorySegment events, int max, int timeoutMillis) {
         try {
-            int rc = (int) EPOLL_WAIT.invokeExact(state(), epfd, events, max, timeoutMillis);
+            int rc = (int) EpollWait.H.invokeExact(state(), epfd, events, max, timeoutMillis);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -694,7 +697,7 @@ public final class LibC {
     /** syscall(nr, a..f); returns the result or -errno. Pointers are passed as their addresses. */
     public static long rawSyscall(long nr, long a, long b, long c, long d, long e, long f) {
         try {
-            long rc = (long) SYSCALL.invokeExact(state(), nr, a, b, c, d, e, f);
+            long rc = (long) Syscall.H.invokeExact(state(), nr, a, b, c, d, e, f);
             return rc >= 0 ? rc : -errno();
         } catch (Throwable t) {
             throw rethrow(t);
@@ -712,7 +715,7 @@ public final class LibC {
     public static long syscallHot(long nr, long a, long b, long c, long d, long e, long f) {
         long rc;
         try {
-            rc = (long) SYSCALL_HOT.invokeExact(nr, a, b, c, d, e, f);
+            rc = (long) SyscallHot.H.invokeExact(nr, a, b, c, d, e, f);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -723,7 +726,7 @@ public final class LibC {
     public static int pollHot(MemorySegment fds, long nfds, int timeoutMillis) {
         int rc;
         try {
-            rc = (int) POLL_HOT.invokeExact(fds.address(), nfds, timeoutMillis);
+            rc = (int) PollHot.H.invokeExact(fds.address(), nfds, timeoutMillis);
         } catch (Throwable t) {
             throw rethrow(t);
         }

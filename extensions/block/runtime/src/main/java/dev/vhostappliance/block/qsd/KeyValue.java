@@ -15,7 +15,10 @@ import java.util.Map;
  * JSON values keep their JSON types. A key given twice is an error.
  */
 public final class KeyValue {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Made on first JSON option only: Jackson is ~370 classes that a keyval command line never needs. */
+    private static final class Json {
+        static final ObjectMapper MAPPER = new ObjectMapper();
+    }
 
     private KeyValue() {
     }
@@ -24,7 +27,7 @@ public final class KeyValue {
     public static Map<String, Object> parse(String arg, String impliedKey) throws OptionException {
         if (arg.startsWith("{")) {
             try {
-                Object tree = JSON.readValue(arg, Object.class);
+                Object tree = Json.MAPPER.readValue(arg, Object.class);
                 if (!(tree instanceof Map)) {
                     throw new OptionException("JSON option must be an object");
                 }
