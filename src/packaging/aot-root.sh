@@ -3,7 +3,7 @@
 # launchers): one per device start-up, trained with the JDK that built the project (aot-train.sh). Called by
 # the app module in the package phase:
 #   aot-root.sh QUARKUS_APP_DIR OUTPUT_DIR
-# Output: OUTPUT_DIR/{qsd,blk,input,gpu}.aot and OUTPUT_DIR/java-home (the JDK they belong to: the root
+# Output: OUTPUT_DIR/{qsd,blk,input,gpu,run}.aot and OUTPUT_DIR/java-home (the JDK they belong to: the root
 # script uses them only with that JDK).
 set -uo pipefail
 app=$1 out=$2
@@ -17,5 +17,6 @@ java=("$JAVA_HOME/bin/java" "${opts[@]}" -jar "$app/quarkus-run.jar")
 "$here/aot-train.sh" "$out/blk.aot" blk "${java[@]}" block
 "$here/aot-train.sh" "$out/input.aot" input "${java[@]}" input
 "$here/aot-train.sh" "$out/gpu.aot" gpu "${java[@]}" gpu
+"$here/aot-train.sh" "$out/run.aot" run "${java[@]}"
 echo "$JAVA_HOME" >"$out/java-home"
 exit 0

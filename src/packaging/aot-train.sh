@@ -4,7 +4,7 @@
 # started with -XX:AOTCache=CACHE maps them instead of loading them from the jars.
 #   aot-train.sh CACHE DEVICE COMMAND...
 # DEVICE is the start-up to train: blk (vhost-user-blk's conventional options), qsd (qemu-storage-daemon
-# options), input (a virtual keyboard), gpu. COMMAND is the launcher, e.g. app-image/bin/vhost-user-blk or
+# options), input (a virtual keyboard), gpu, run (a configuration file serving one device of each type). COMMAND is the launcher, e.g. app-image/bin/vhost-user-blk or
 # "java OPTIONS -jar quarkus-run.jar block"; the device's options are appended. A training that fails leaves no
 # cache behind and says why on stderr (the launchers then start without one: slower, nothing else).
 set -uo pipefail
@@ -20,12 +20,34 @@ case $device in
     --export "type=vhost-user-blk,id=e,node-name=d,addr.type=unix,addr.path=$sock,writable=on") ;;
   input) args=(--socket-path="$sock" --event-socket="$work/ev.sock" --preset=keyboard) ;;
   gpu) args=(--socket-path="$sock") ;;
+  run)
+    cat >"$work/appliance.yaml" <<YAML
+appliance:
+  devices:
+    disk:
+      type: block
+      socket-path: $work/disk.sock
+      blk-file: $work/img
+    kbd:
+      type: input
+      socket-path: $work/kbd.sock
+      event-socket: $work/ev.sock
+      preset: keyboard
+    screen:
+      type: gpu
+      socket-path: $sock
+YAML
+    args=(run --config "$work/appliance.yaml") ;;
   *) echo "aot-train.sh: unknown device $device" >&2; exit 2 ;;
 esac
 rm -f "$cache"
 JAVA_TOOL_OPTIONS="-XX:AOTCacheOutput=$cache" "$@" "${args[@]}" >"$work/log" 2>&1 &
 pid=$!
-for _ in $(seq 600); do [ -S "$sock" ] && break; sleep 0.05; done
+listening() { # every socket the start-up makes
+  [ -S "$sock" ] || return 1
+  [ "$device" != run ] || { [ -S "$work/disk.sock" ] && [ -S "$work/kbd.sock" ]; }
+}
+for _ in $(seq 600); do listening && break; sleep 0.05; done
 kill -TERM "$pid" 2>/dev/null
 wait "$pid"
 if [ ! -s "$cache" ]; then

@@ -31,4 +31,5 @@ done
 "$here/aot-train.sh" "$out/lib/aot/blk.aot" blk "$out/bin/vhost-user-blk" || true
 "$here/aot-train.sh" "$out/lib/aot/input.aot" input "$out/bin/vhost-user-input" || true
 "$here/aot-train.sh" "$out/lib/aot/gpu.aot" gpu "$out/bin/vhost-user-gpu" || true
+"$here/aot-train.sh" "$out/lib/aot/run.aot" run "$out/bin/vhost-appliance" || true
 echo "app-image: $out ($(du -sh "$out" | cut -f1))"

@@ -12,6 +12,7 @@ case "$name ${1-}" in
   "vhost-user-blk "* | "vhost-appliance block") dev=blk ;;
   "vhost-user-input "* | "vhost-appliance input") dev=input ;;
   "vhost-user-gpu "* | "vhost-appliance gpu") dev=gpu ;;
+  "vhost-appliance run") dev=run ;;
   *) dev=qsd ;;
 esac
 aot=

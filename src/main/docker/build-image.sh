@@ -11,6 +11,8 @@ containerfile=$(mktemp)
 trap 'rm -rf "$root" "$containerfile"' EXIT
 mkdir -p "$root/opt" "$root/etc" "$root/tmp" "$root/run/vhost-appliance" "$root/etc/vhost-appliance"
 cp -a "$app" "$root/opt/vhost-appliance"
+# The entry point can use one AOT cache only (no shell to pick one per device): the others would be dead weight.
+find "$root/opt/vhost-appliance/lib/aot" -name '*.aot' ! -name qsd.aot -delete
 # The shared libraries the launcher and the JVM's own libraries need, except the X11/ALSA ones only AWT uses.
 libs=$( { ldd "$app/lib/runtime/bin/java"; find "$app/lib" -name '*.so' -exec ldd {} \; ; } 2>/dev/null |
   awk '$3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | grep -v "^$app" | grep -Ev 'lib(X|xcb|asound|bsd|md)' | sort -u)
