@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+from procmem import memory
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -40,19 +42,6 @@ def config(tmp, n, kinds):
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path, socks
-
-
-def memory(pid):
-    rss = priv = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                priv += int(line.split()[1])
-    return rss / 1024, priv / 1024
 
 
 def measure(launcher, n, kinds):

@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+from procmem import memory
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = "{IMG}"
 QSD_ARGS = ["--blockdev", "driver=null-co,node-name=d,size=1073741824",
@@ -64,20 +66,6 @@ def listening(path):
             if len(fields) >= 8 and fields[3] == "00010000" and (fields[7] == path or fields[7].startswith(binding)):
                 return True
     return False
-
-
-def memory(pid):
-    """(VmRSS, Private) in MiB."""
-    rss = priv = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                priv += int(line.split()[1])
-    return rss / 1024, priv / 1024
 
 
 def fio_load(fio, sock):

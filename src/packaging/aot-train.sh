@@ -4,9 +4,10 @@
 # started with -XX:AOTCache=CACHE maps them instead of loading them from the jars.
 #   aot-train.sh CACHE DEVICE COMMAND...
 # DEVICE is the start-up to train: blk (vhost-user-blk's conventional options), qsd (qemu-storage-daemon
-# options), input (a virtual keyboard), gpu, run (a configuration file serving one device of each type). COMMAND is the launcher, e.g. app-image/bin/vhost-user-blk or
-# "java OPTIONS -jar quarkus-run.jar block"; the device's options are appended. A training that fails leaves no
-# cache behind and says why on stderr (the launchers then start without one: slower, nothing else).
+# options), input (a virtual keyboard), gpu, run (a configuration file serving one device of each type).
+# COMMAND is the launcher, e.g. app-image/bin/vhost-user-blk or "java OPTIONS -jar quarkus-run.jar block"; the
+# device's options are appended. A training that fails leaves no cache behind and says why on stderr (the
+# launchers then start without one: slower, nothing else).
 set -uo pipefail
 cache=${1:?cache} device=${2:?device}
 shift 2
@@ -49,6 +50,12 @@ listening() { # every socket the start-up makes
 }
 for _ in $(seq 600); do listening && break; sleep 0.05; done
 kill -TERM "$pid" 2>/dev/null
+# The cache is written as the JVM exits (a second JVM assembles it); a training that does not end fails.
+for _ in $(seq 1200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+if kill -KILL "$pid" 2>/dev/null; then
+  echo "aot-train.sh: $device did not end within 60 s of SIGTERM" >>"$work/log"
+  rm -f "$cache"
+fi
 wait "$pid"
 if [ ! -s "$cache" ]; then
   echo "aot-train.sh: no AOT cache for $device (the launcher starts without one):" >&2

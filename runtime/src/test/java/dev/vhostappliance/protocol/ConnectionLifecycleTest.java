@@ -159,8 +159,13 @@ class ConnectionLifecycleTest {
         assertTrue(e.getMessage().contains("cannot connect"), e.getMessage());
     }
 
+    /**
+     * Mappings of memfds: the guest memory regions and inflight logs a connection maps. Not every mapping: the
+     * JVM's own (heap regions committed and uncommitted, code heap, the stacks of compiler threads it starts
+     * and stops as compilation comes and goes) vary by a few dozen without any leak.
+     */
     private static long mappings() throws Exception {
-        return Files.readAllLines(Path.of("/proc/self/maps")).size();
+        return Files.readAllLines(Path.of("/proc/self/maps")).stream().filter(l -> l.contains("/memfd:")).count();
     }
 
     @Test
@@ -179,7 +184,8 @@ class ConnectionLifecycleTest {
             long mapsAfter = mappings();
             System.out.printf("1000 cycles: fds %d -> %d, mappings %d -> %d%n", fds, fdsAfter, maps, mapsAfter);
             assertEquals(fds, fdsAfter, "open fds");
-            assertTrue(mapsAfter <= maps + 8, "mappings " + maps + " -> " + mapsAfter);
+            assertTrue(maps > 0, "the test frontend's guest memory is a memfd mapping");
+            assertEquals(maps, mapsAfter, "memfd mappings");
         }
     }
 
