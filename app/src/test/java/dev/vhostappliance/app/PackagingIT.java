@@ -54,6 +54,23 @@ class PackagingIT {
     }
 
     @Test
+    void aJvmThatCannotUseTheAotCacheSaysSoOnStderrNotInTheCapabilities() throws Exception {
+        // Options added through JAVA_TOOL_OPTIONS can make a launcher's AOT cache unusable; the JVM's complaint
+        // must not land in the JSON libvirt parses from stdout (by default the JVM writes it to stdout).
+        Path out = dir.resolve("caps.out");
+        Path err = dir.resolve("caps.err");
+        ProcessBuilder pb = new ProcessBuilder(APP_IMAGE.resolve("bin/vhost-user-gpu").toString(), "--print-capabilities")
+                .redirectOutput(out.toFile()).redirectError(err.toFile());
+        pb.environment().put("JAVA_TOOL_OPTIONS", "-XX:+UseCompactObjectHeaders");
+        Process p = pb.start();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), Files.readString(err));
+        String json = Files.readString(out).strip();
+        assertTrue(json.startsWith("{") && json.endsWith("}") && json.contains("\"type\" : \"gpu\""), json);
+        assertTrue(Files.readString(err).contains("AOT cache"), Files.readString(err));
+    }
+
+    @Test
     void appImageEndsWithStatusZeroOnSigterm() throws Exception {
         Path img = dir.resolve("d.img");
         try (var f = new java.io.RandomAccessFile(img.toFile(), "rw")) {
