@@ -19,6 +19,7 @@ public final class Errno {
     public static final int ENOTDIR = 20;
     public static final int EINVAL = 22;
     public static final int EFBIG = 27;
+    public static final int EROFS = 30;
     public static final int ENOSPC = 28;
     public static final int EOVERFLOW = 75;
     public static final int EDQUOT = 122;

@@ -77,7 +77,7 @@ public final class FileNode implements BlockNode {
             fd = LibC.open(path.toString(), (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC
                     | (o.direct() ? LibC.O_DIRECT : 0), 0);
         } catch (NativeCallException e) {
-            if (!readOnly && o.autoReadOnly() && (e.errno() == Errno.EACCES || e.errno() == Errno.EPERM || e.errno() == 30)) {
+            if (!readOnly && o.autoReadOnly() && (e.errno() == Errno.EACCES || e.errno() == Errno.EPERM || e.errno() == Errno.EROFS)) {
                 return open(name, path, o.asReadOnly());
             }
             throw new StartupException("Could not open '" + path + "'" + (o.direct() && e.errno() == Errno.EINVAL

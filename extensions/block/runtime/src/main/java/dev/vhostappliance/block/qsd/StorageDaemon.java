@@ -440,9 +440,8 @@ public final class StorageDaemon {
         r.integer("poll-grow", 0, 0, Long.MAX_VALUE);
         r.integer("poll-shrink", 0, 0, Long.MAX_VALUE);
         r.finish();
-        if (iothreads.putIfAbsent(id, pollMaxNs) != null) {
-            throw new OptionException("attempt to add duplicate property '" + id + "' to object");
-        }
+        objectIdFree(id);
+        iothreads.put(id, pollMaxNs);
     }
 
     private void export(OptionReader r) throws OptionException {

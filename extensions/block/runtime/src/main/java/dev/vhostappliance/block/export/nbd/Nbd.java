@@ -114,7 +114,7 @@ final class Nbd {
     static int error(int negErrno) {
         return switch (-negErrno) {
             case 0 -> 0;
-            case EPERM, Errno.EACCES, 30 -> EPERM; // 30: EROFS
+            case EPERM, Errno.EACCES, Errno.EROFS -> EPERM;
             case ENOMEM -> ENOMEM;
             case EINVAL -> EINVAL;
             case ENOSPC, Errno.EFBIG, Errno.EDQUOT -> ENOSPC;
