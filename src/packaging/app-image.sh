@@ -3,7 +3,8 @@
 # JDK installed. Called by the app module in the package phase:
 #   app-image.sh QUARKUS_APP_DIR OUTPUT_DIR
 # Output: OUTPUT_DIR/bin/vhost-appliance (launcher.sh) and the device links vhost-user-{blk,input,gpu};
-# lib/runtime (the Java runtime), lib/app (the application), lib/jvm.options, lib/aot (AOT caches).
+# lib/runtime (the Java runtime), lib/app (the application), lib/jvm.options, lib/aot (AOT caches) and
+# lib/aot-start-up.sh (which cache a launcher uses).
 set -euo pipefail
 app=$1
 out=$2
@@ -20,6 +21,7 @@ modules=java.base,java.logging,java.management,java.naming,java.xml,java.desktop
 cp -a "$app" "$out/lib/app"
 grep -v '^#' "$here/jvm.options" | grep -v '^$' | tr '\n' ' ' >"$out/lib/jvm.options"
 install -m 0755 "$here/launcher.sh" "$out/bin/vhost-appliance"
+install -m 0644 "$here/aot-start-up.sh" "$out/lib/aot-start-up.sh"
 for prog in vhost-user-blk vhost-user-input vhost-user-gpu; do
   ln -s vhost-appliance "$out/bin/$prog"
 done

@@ -8,15 +8,10 @@ self=$(readlink -f "$0")
 here=${self%/bin/*}
 name=${0##*/}
 # Each start-up's own AOT cache (src/packaging/aot-train.sh), when the build could make one.
-case "$name ${1-}" in
-  "vhost-user-blk "* | "vhost-appliance block") dev=blk ;;
-  "vhost-user-input "* | "vhost-appliance input") dev=input ;;
-  "vhost-user-gpu "* | "vhost-appliance gpu") dev=gpu ;;
-  "vhost-appliance run") dev=run ;;
-  *) dev=qsd ;;
-esac
+. "$here/lib/aot-start-up.sh"
+aot_start_up "$name" "${1-}"
 aot=
-[ -f "$here/lib/aot/$dev.aot" ] && aot="-XX:AOTCache=$here/lib/aot/$dev.aot"
+[ -f "$here/lib/aot/$start_up.aot" ] && aot="-XX:AOTCache=$here/lib/aot/$start_up.aot"
 read -r opts <"$here/lib/jvm.options"
 # shellcheck disable=SC2086
 exec "$here/lib/runtime/bin/java" $opts $aot -Dvhost.invoked-as="$name" \
