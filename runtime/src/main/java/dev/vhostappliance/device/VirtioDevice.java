@@ -77,6 +77,13 @@ public interface VirtioDevice {
     default void featuresAcked(long features) {
     }
 
+    /**
+     * The frontend stopped queue index (GET_VRING_BASE, a reset, a disconnect): its worker has ended and what it
+     * had in flight has drained (as far as the bounded wait allowed). Before {@link #reset} where both happen.
+     */
+    default void queueStopped(int index) {
+    }
+
     /** All queues stopped and the device is back to its initial state (RESET_OWNER / RESET_DEVICE / disconnect). */
     default void reset() {
     }

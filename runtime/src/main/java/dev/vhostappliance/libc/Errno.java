@@ -31,6 +31,8 @@ public final class Errno {
     public static final int EADDRINUSE = 98;
     public static final int ECONNRESET = 104;
     public static final int ENOTCONN = 107;
+    public static final int ESHUTDOWN = 108;
+    public static final int ETIMEDOUT = 110;
     public static final int ECONNREFUSED = 111;
 
     private Errno() {
@@ -62,6 +64,9 @@ public final class Errno {
             case ECONNRESET -> "ECONNRESET (connection reset)";
             case ENOTCONN -> "ENOTCONN (not connected)";
             case ECONNREFUSED -> "ECONNREFUSED (connection refused)";
+            case ETIMEDOUT -> "ETIMEDOUT (timed out)";
+            case ESHUTDOWN -> "ESHUTDOWN (blocklisted or shut down)";
+            case EROFS -> "EROFS (read-only)";
             default -> null;
         };
         return name != null ? name : "errno " + errno;

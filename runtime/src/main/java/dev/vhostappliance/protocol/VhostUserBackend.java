@@ -619,6 +619,7 @@ public final class VhostUserBackend {
         private void stopRing(Vring v, boolean drain) {
             if (v.worker != null) {
                 stopWorker(v, drain);
+                device.queueStopped(v.index);
             }
             LibC.close(v.kickFd);
             LibC.close(v.callFd);

@@ -5,6 +5,8 @@ import dev.vhostappliance.block.node.BlockNode;
 import dev.vhostappliance.block.node.FileNode;
 import dev.vhostappliance.block.node.NullNode;
 import dev.vhostappliance.block.node.RawNode;
+import dev.vhostappliance.block.rbd.RbdNode;
+import dev.vhostappliance.block.rbd.RbdOptions;
 import dev.vhostappliance.cli.StartupException;
 import dev.vhostappliance.block.qcow2.Qcow2FormatException;
 import dev.vhostappliance.block.qcow2.Qcow2Header;
@@ -27,7 +29,7 @@ import java.util.Set;
 /**
  * The block nodes of one process by node name, built from qemu-storage-daemon's {@code --blockdev} trees
  * (command line, config file and QMP {@code blockdev-add} alike): {@code file}/{@code host_device},
- * {@code null-co}, and {@code raw} over another node. Exports look their node up here. Not thread-safe:
+ * {@code null-co}, {@code rbd}, and the formats {@code raw} and {@code qcow2} over another node. Exports look their node up here. Not thread-safe:
  * its owner serialises changes.
  */
 public final class BlockGraph {
@@ -160,7 +162,8 @@ public final class BlockGraph {
             }
             case "raw" -> raw(r, name, readOnly);
             case "qcow2" -> qcow2(r, name, readOnly);
-            default -> throw new OptionException("Unknown driver '" + driver + "' (supported: file, host_device, null-co, raw, qcow2)");
+            case "rbd" -> rbd(r, name, readOnly);
+            default -> throw new OptionException("Unknown driver '" + driver + "' (supported: file, host_device, null-co, raw, qcow2, rbd)");
         };
         nodes.put(name, node);
         return node;
@@ -201,6 +204,68 @@ public final class BlockGraph {
         } catch (StartupException e) {
             throw new OptionException(e.getMessage());
         }
+    }
+
+    /**
+     * An rbd node (BlockdevOptionsRbd): the image in the cluster, the key from a {@code secret} object named
+     * by key-secret. Joining the cluster and opening the image are bounded by timeouts (see RbdImage).
+     */
+    private BlockNode rbd(OptionReader r, String name, boolean readOnly) throws OptionException {
+        String pool = r.required("pool");
+        String image = r.required("image");
+        String namespace = r.string("namespace", null);
+        String snapshot = r.string("snapshot", null);
+        String conf = r.string("conf", null);
+        String user = r.string("user", null);
+        String keySecret = r.string("key-secret", null);
+        List<String> auth = r.strings("auth-client-required");
+        for (String a : auth) {
+            if (!a.equals("cephx") && !a.equals("none")) {
+                throw new OptionException("Parameter 'auth-client-required' does not accept value '" + a + "' (cephx, none)");
+            }
+        }
+        List<RbdOptions.Server> servers = new ArrayList<>();
+        for (OptionReader s : r.objects("server")) {
+            String host = s.required("host");
+            String port = s.required("port");
+            s.finish();
+            servers.add(new RbdOptions.Server(host, port));
+        }
+        if (r.has("encrypt")) {
+            throw new OptionException("Parameter 'encrypt' is not supported (LUKS-encrypted RBD images)");
+        }
+        String discard = r.string("discard", "ignore");
+        if (!Set.of("ignore", "off", "unmap", "on").contains(discard)) {
+            throw new OptionException("Parameter 'discard' does not accept value '" + discard + "'");
+        }
+        boolean exclusive = r.bool("x-exclusive-lock", true);
+        boolean direct = false;
+        OptionReader cache = r.child("cache");
+        if (cache != null) {
+            direct = cache.bool("direct", false);
+            cache.finish();
+        }
+        r.finish();
+        String key = null;
+        if (keySecret != null) {
+            key = secrets.apply(keySecret);
+            if (key == null) {
+                throw new OptionException("No secret with id '" + keySecret + "'");
+            }
+        }
+        try {
+            return RbdNode.open(name, new RbdOptions(pool, namespace, image, snapshot, conf, user, key, auth, servers,
+                    readOnly, direct, discard.equals("unmap") || discard.equals("on"), exclusive));
+        } catch (StartupException e) {
+            throw new OptionException(e.getMessage());
+        }
+    }
+
+    /** Where key-secret= finds a secret's value by id (the daemon's secret objects); none by default. */
+    private java.util.function.Function<String, String> secrets = id -> null;
+
+    public void setSecrets(java.util.function.Function<String, String> secrets) {
+        this.secrets = secrets;
     }
 
     /** The node r's key names: a reference to an existing node, or a tree made into an implicit one. */

@@ -161,6 +161,58 @@ public final class OptionReader {
         return v instanceof java.util.Collection<?> c ? !c.isEmpty() : v instanceof Map<?, ?> m ? !m.isEmpty() : v != null;
     }
 
+    /**
+     * The list at key: a JSON array, or {@code key.0=...,key.1=...} on the command line (a map with the keys
+     * 0, 1, ... in order); empty if absent. Its elements as they are (strings, maps).
+     */
+    private java.util.List<Object> list(String key) throws OptionException {
+        Object v = raw(key);
+        if (v == null) {
+            return java.util.List.of();
+        }
+        if (v instanceof java.util.List<?> l) {
+            return new java.util.ArrayList<>(l);
+        }
+        if (v instanceof Map<?, ?> m) {
+            java.util.List<Object> out = new java.util.ArrayList<>();
+            for (int i = 0; i < m.size(); i++) {
+                if (!m.containsKey(String.valueOf(i))) {
+                    throw new OptionException("Parameter '" + prefix + key + "' expects a list (" + key + ".0, " + key + ".1, ...)");
+                }
+                out.add(m.get(String.valueOf(i)));
+            }
+            return out;
+        }
+        throw new OptionException("Parameter '" + prefix + key + "' expects a list");
+    }
+
+    /** A list of strings at key (see {@link #list}). */
+    public java.util.List<String> strings(String key) throws OptionException {
+        java.util.List<String> out = new java.util.ArrayList<>();
+        for (Object o : list(key)) {
+            if (o instanceof Map || o instanceof java.util.Collection) {
+                throw new OptionException("Parameter '" + prefix + key + "' expects a list of strings");
+            }
+            out.add(String.valueOf(o));
+        }
+        return out;
+    }
+
+    /** A list of objects at key (see {@link #list}), each read with its own reader. */
+    public java.util.List<OptionReader> objects(String key) throws OptionException {
+        java.util.List<OptionReader> out = new java.util.ArrayList<>();
+        java.util.List<Object> items = list(key);
+        for (int i = 0; i < items.size(); i++) {
+            if (!(items.get(i) instanceof Map<?, ?> m)) {
+                throw new OptionException("Parameter '" + prefix + key + "." + i + "' expects an object");
+            }
+            @SuppressWarnings("unchecked")
+            Map<String, Object> map = (Map<String, Object>) m;
+            out.add(new OptionReader(map, prefix + key + "." + i + "."));
+        }
+        return out;
+    }
+
     /** True if key holds an object (a nested blockdev) rather than a string (a node name). */
     public boolean isObject(String key) {
         return map.get(key) instanceof Map;

@@ -10,7 +10,9 @@ public enum IoEngineKind {
     NATIVE("native"),
     IO_URING("io_uring"),
     /** Not an aio= value: the engine of nodes without I/O of their own (null-co), on the queue thread. */
-    INLINE("inline");
+    INLINE("inline"),
+    /** Not an aio= value: librbd's asynchronous calls (rbd nodes). */
+    RBD("rbd");
 
     private static final Logger LOG = Logger.getLogger(IoEngineKind.class);
     private final String option;
@@ -27,7 +29,7 @@ public enum IoEngineKind {
     /** The kind an aio= value names, or null. */
     public static IoEngineKind fromOption(String value) {
         for (IoEngineKind k : values()) {
-            if (k != INLINE && k.option.equals(value)) {
+            if (k != INLINE && k != RBD && k.option.equals(value)) {
                 return k;
             }
         }
@@ -46,6 +48,7 @@ public enum IoEngineKind {
                 case NATIVE -> LinuxAioEngine.open(capacity);
                 case IO_URING -> IoUringEngine.open(capacity, fd);
                 case INLINE -> new InlineEngine(capacity);
+                case RBD -> RbdEngine.open(capacity);
             };
         } catch (IoEngineUnavailableException e) {
             LOG.warnf("%s: aio=%s unavailable (%s); using aio=threads", who, option, e.getMessage());

@@ -30,6 +30,8 @@ public class IoRequest {
     int iovEnd;
     int iovStart;
     int fallocMode;
+    /** The rbd image (rbd_image_t) of a request for the rbd engine, else NULL. */
+    MemorySegment image = MemorySegment.NULL;
     long done;
     /** Runs when the operation failed, on the queue thread, and may turn the failure into a result. */
     IoFallback fallback;
@@ -70,6 +72,12 @@ public class IoRequest {
         this.fallback = null;
         this.result = 0;
         this.offload = false;
+        this.image = MemorySegment.NULL;
+    }
+
+    /** The request is for the rbd image (an rbd_image_t), not a file: call after prepare. */
+    public final void onImage(MemorySegment image) {
+        this.image = image;
     }
 
     /**

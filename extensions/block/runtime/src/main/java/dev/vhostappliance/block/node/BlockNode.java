@@ -6,6 +6,7 @@ import dev.vhostappliance.block.io.IoRequest;
 import dev.vhostappliance.cli.StartupException;
 import dev.vhostappliance.libc.Errno;
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 
 /**
  * A node of the block graph, qemu-storage-daemon style: a protocol driver ({@code file}, {@code null-co})
@@ -35,6 +36,48 @@ public interface BlockNode extends AutoCloseable {
     }
 
     boolean readOnly();
+
+    /**
+     * Tells listener whenever the size changes by itself (an RBD image resized on another host); it then reads
+     * {@link #size()}. Called on a thread of the node's. A node without such changes forwards to its children.
+     */
+    default void onResize(Runnable listener) {
+        for (BlockNode child : children()) {
+            child.onResize(listener);
+        }
+    }
+
+    default void removeResizeListener(Runnable listener) {
+        for (BlockNode child : children()) {
+            child.removeResizeListener(listener);
+        }
+    }
+
+    /**
+     * A writer starts writing through this node (a queue's first write since it started): storage that only one
+     * host may write at a time (an RBD image's exclusive lock) is claimed; may wait for the storage. 0, or
+     * -errno (-EROFS: another host holds it). Each successful call is matched by one {@link #stopWriting}.
+     */
+    default int startWriting() {
+        List<BlockNode> kids = children();
+        for (int i = 0; i < kids.size(); i++) {
+            int rc = kids.get(i).startWriting();
+            if (rc < 0) {
+                for (int j = 0; j < i; j++) {
+                    kids.get(j).stopWriting();
+                }
+                return rc;
+            }
+        }
+        return 0;
+    }
+
+    /** A writer stopped (its queue stopped, its frontend left): the last one gives the claim up. */
+    default void stopWriting() {
+        for (BlockNode child : children()) {
+            child.stopWriting();
+        }
+    }
 
     /** Grows or shrinks the storage to size bytes (QMP block_resize); a sentence of why not otherwise. */
     default void resize(long newSize) throws StartupException {

@@ -51,6 +51,13 @@ public final class StorageDaemon {
     /** --object tls-creds-x509 (endpoint=server) by id, and --object authz-simple identities by id. */
     private final Map<String, TlsCredentials> tlsCreds = new LinkedHashMap<>();
     private final Map<String, String> authz = new LinkedHashMap<>();
+    /** --object secret values by id (the raw bytes; a user of one asks for them as it needs them). */
+    private final Map<String, byte[]> secrets = new LinkedHashMap<>();
+
+    {
+        // an rbd node's key-secret: Ceph takes the key base64-encoded, as QEMU's rbd driver passes it
+        graph.setSecrets(id -> secrets.containsKey(id) ? java.util.Base64.getEncoder().encodeToString(secrets.get(id)) : null);
+    }
     private final Set<String> exportIds = new LinkedHashSet<>();
     /** Read by the SIGTERM handler while set-up may still add to it. */
     private final List<BlockExport> exports = new java.util.concurrent.CopyOnWriteArrayList<>();
@@ -394,7 +401,8 @@ public final class StorageDaemon {
             case "iothread" -> iothread(r);
             case "tls-creds-x509" -> tlsCredsX509(r);
             case "authz-simple" -> authzSimple(r);
-            default -> throw new OptionException("object type '" + type + "' is not supported (iothread, tls-creds-x509, authz-simple)");
+            case "secret" -> secret(r);
+            default -> throw new OptionException("object type '" + type + "' is not supported (iothread, secret, tls-creds-x509, authz-simple)");
         }
     }
 
@@ -425,9 +433,49 @@ public final class StorageDaemon {
         authz.put(id, identity);
     }
 
+    /**
+     * secret,id=,data=|file=[,format=raw|base64]: a value (an RBD key) kept out of the options that name it.
+     * Secrets encrypted with another secret (keyid=, iv=) are not supported.
+     */
+    private void secret(OptionReader r) throws OptionException {
+        String id = r.required("id");
+        String data = r.string("data", null);
+        String file = r.string("file", null);
+        String format = r.string("format", "raw");
+        if (r.has("keyid") || r.has("iv")) {
+            throw new OptionException("secret '" + id + "': encrypted secrets (keyid=, iv=) are not supported");
+        }
+        r.finish();
+        if ((data == null) == (file == null)) {
+            throw new OptionException("secret '" + id + "': exactly one of 'data' and 'file' must be given");
+        }
+        if (!format.equals("raw") && !format.equals("base64")) {
+            throw new OptionException("secret '" + id + "': Parameter 'format' does not accept value '" + format + "'");
+        }
+        byte[] value;
+        if (data != null) {
+            value = data.getBytes(StandardCharsets.UTF_8);
+        } else {
+            try {
+                value = java.nio.file.Files.readAllBytes(Path.of(file));
+            } catch (java.io.IOException e) {
+                throw new OptionException("secret '" + id + "': cannot read '" + file + "': " + e.getMessage());
+            }
+        }
+        if (format.equals("base64")) {
+            try {
+                value = java.util.Base64.getDecoder().decode(new String(value, StandardCharsets.US_ASCII).strip());
+            } catch (IllegalArgumentException e) {
+                throw new OptionException("secret '" + id + "': the value is not base64: " + e.getMessage());
+            }
+        }
+        objectIdFree(id);
+        secrets.put(id, value);
+    }
+
     /** Objects of every kind share one id space, as QEMU's. */
     private void objectIdFree(String id) throws OptionException {
-        if (tlsCreds.containsKey(id) || authz.containsKey(id) || iothreads.containsKey(id)) {
+        if (tlsCreds.containsKey(id) || authz.containsKey(id) || iothreads.containsKey(id) || secrets.containsKey(id)) {
             throw new OptionException("attempt to add duplicate property '" + id + "' to object");
         }
     }

@@ -46,6 +46,8 @@ final class BlkQueue implements IoCompletionSink {
     private final BouncePool bounces = new BouncePool();
     /** GET_ID's answer: the serial, zero-padded. */
     private final MemorySegment serial = Arena.ofAuto().allocate(VirtioBlk.ID_BYTES, 1);
+    /** True once this queue claimed the node for writing ({@link BlockNode#startWriting}) until it stops. */
+    private boolean writing;
     /** The queue completions were pushed to since the last notification, or null. */
     private Virtqueue pushedTo;
     // counters of this queue (read, without locking, for monitoring)
@@ -122,7 +124,7 @@ final class BlkQueue implements IoCompletionSink {
         switch (r.type()) {
             case VirtioBlk.T_IN -> startTransfer(r, false);
             case VirtioBlk.T_OUT -> {
-                if (device.readOnly()) {
+                if (device.readOnly() || !claimWriting()) {
                     finish(r, VirtioBlk.S_IOERR);
                 } else {
                     startTransfer(r, true);
@@ -137,7 +139,7 @@ final class BlkQueue implements IoCompletionSink {
                 }
             }
             case VirtioBlk.T_DISCARD, VirtioBlk.T_WRITE_ZEROES -> {
-                if (device.readOnly()) {
+                if (device.readOnly() || !claimWriting()) {
                     finish(r, VirtioBlk.S_IOERR);
                 } else {
                     startDiscardOrZero(r, r.type() == VirtioBlk.T_WRITE_ZEROES);
@@ -145,6 +147,31 @@ final class BlkQueue implements IoCompletionSink {
             }
             case VirtioBlk.T_GET_ID -> finish(r, VirtioBlk.S_OK);
             default -> finish(r, VirtioBlk.S_UNSUPP);
+        }
+    }
+
+    /**
+     * The queue's first write since it started claims the node (an RBD image's exclusive lock; nothing for a
+     * file, whose lock was taken at open): false while another host holds it, and the write fails.
+     */
+    private boolean claimWriting() {
+        if (writing) {
+            return true;
+        }
+        int rc = node.startWriting();
+        if (rc < 0) {
+            LOG.warnf("write refused: the node cannot be claimed for writing: %s", Errno.describe(-rc));
+            return false;
+        }
+        writing = true;
+        return true;
+    }
+
+    /** The frontend stopped the queue (or left): its claim on the node goes. */
+    void stoppedWriting() {
+        if (writing) {
+            writing = false;
+            node.stopWriting();
         }
     }
 
@@ -323,6 +350,7 @@ final class BlkQueue implements IoCompletionSink {
 
     /** The ring is gone for good (device closed, or replaced by a larger one): the engine's resources too. */
     void close() {
+        stoppedWriting();
         engine.close();
     }
 }

@@ -248,6 +248,14 @@ public final class VirtioBlkDevice implements VirtioDevice {
         return sectors;
     }
 
+    /** A stopped queue writes no more: its claim on the node (an RBD image's lock) goes. */
+    @Override
+    public void queueStopped(int index) {
+        if (index >= 0 && index < queues.length && queues[index] != null) {
+            queues[index].stoppedWriting();
+        }
+    }
+
     /**
      * The frontend is gone or reset the device (its queue workers have stopped): the queues' engines go
      * with it, so nothing of one frontend (an io_uring ring, a pool's eventfd) outlives it.
