@@ -1,18 +1,19 @@
 #!/bin/bash
 # A single-node Ceph cluster for the RBD tests and benchmarks, without systemd: one ceph-mon on a free
-# loopback port (msgr2, cephx) and one ceph-osd (memstore by default: data in RAM; STORE=bluestore puts it
-# on a sparse 4 GiB file in DIR instead), pool size 1, no mgr. Needs Debian's ceph-mon, ceph-osd and
-# ceph-common (and uuidgen, python3).
+# loopback port (msgr2, cephx) and one ceph-osd (bluestore on a sparse 4 GiB file in DIR, which must not be
+# on tmpfs: data survives the OSD being killed; STORE=memstore keeps it in RAM instead, lost when the OSD
+# stops), pool size 1, no mgr. Needs Debian's ceph-mon, ceph-osd and ceph-common (and uuidgen, python3).
 #
 #   ceph-cluster.sh up DIR [IMAGE SIZE]...   bring it up in DIR (made empty), pool "rbd", create images
 #   ceph-cluster.sh down DIR                 stop the daemons (osd, then mon)
-#   ceph-cluster.sh stop-osd DIR | start-osd DIR
+#   ceph-cluster.sh kill-osd DIR             SIGKILL the OSD (a crash: I/O stalls)
+#   ceph-cluster.sh start-osd DIR            start it again (and wait until the monitor has it up)
 #
 # "up" prints nothing but errors; clients use DIR/ceph.conf (its keyring is DIR/ceph.client.admin.keyring).
 set -euo pipefail
 
 die() { echo "ceph-cluster.sh: $*" >&2; exit 1; }
-[ $# -ge 2 ] || die "usage: ceph-cluster.sh up|down|stop-osd|start-osd DIR [IMAGE SIZE]..."
+[ $# -ge 2 ] || die "usage: ceph-cluster.sh up|down|kill-osd|start-osd DIR [IMAGE SIZE]..."
 cmd=$1
 dir=$2
 shift 2
@@ -56,7 +57,7 @@ up)
   dir=$(cd "$dir" && pwd)
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   fsid=$(uuidgen)
-  store=${STORE:-memstore}
+  store=${STORE:-bluestore}
   cat > "$dir/ceph.conf" <<CONF
 [global]
 fsid = $fsid
@@ -123,8 +124,11 @@ down)
   stop_daemon osd.0
   stop_daemon mon.a
   ;;
-stop-osd)
-  stop_daemon osd.0
+kill-osd)
+  if [ -f "$dir/run/osd.0.pid" ]; then
+    kill -KILL "$(cat "$dir/run/osd.0.pid")" 2>/dev/null || true
+    rm -f "$dir/run/osd.0.pid"
+  fi
   ;;
 start-osd)
   start_osd

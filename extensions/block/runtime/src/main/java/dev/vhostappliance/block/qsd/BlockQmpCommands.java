@@ -105,7 +105,9 @@ final class BlockQmpCommands {
             ArrayNode list = NODES.arrayNode();
             for (Map.Entry<String, BlockNode> n : daemon.nodes().entrySet()) {
                 BlockNode node = n.getValue();
-                String drv = node instanceof FileNode ? "file" : node instanceof NullNode ? "null-co" : "raw";
+                String drv = node instanceof FileNode ? "file" : node instanceof NullNode ? "null-co"
+                        : node instanceof dev.vhostappliance.block.rbd.RbdNode ? "rbd"
+                        : node instanceof dev.vhostappliance.block.qcow2.Qcow2Node ? "qcow2" : "raw";
                 ObjectNode o = list.addObject().put("node-name", n.getKey()).put("drv", drv).put("ro", node.readOnly());
                 o.putObject("image").put("virtual-size", node.size());
             }

@@ -9,13 +9,15 @@ import dev.vhostappliance.server.ServedDevice;
 public final class VhostUserBlkExport extends ExportedNode {
     private final VirtioBlkDevice device;
     private final ServedDevice serving;
+    /** A resize made outside (an RBD image grown on another host) reaches the guest as a config change. */
+    private final Runnable resized = this::sizeChanged;
 
     public VhostUserBlkExport(String id, String nodeName, VirtioBlkDevice device, BackendServer server) {
         super(id, nodeName, device.node());
         this.device = device;
         this.serving = new ServedDevice("export", id, device, server, false);
+        device.node().onResize(resized);
     }
-
 
     @Override
     public String type() {
@@ -57,6 +59,7 @@ public final class VhostUserBlkExport extends ExportedNode {
         if (!hard && serving.connected()) {
             throw new StartupException("export '" + id() + "' still in use");
         }
+        device.node().removeResizeListener(resized);
         serving.stopAndClose();
     }
 
@@ -67,6 +70,7 @@ public final class VhostUserBlkExport extends ExportedNode {
 
     @Override
     public void close() {
+        device.node().removeResizeListener(resized);
         serving.close();
     }
 }
