@@ -4,10 +4,12 @@
 Both backends get the same qemu-storage-daemon command line (--blockdev/--object iothread/--export), are
 started one after the other for every cell, and fio (built with its libblkio engine; pass its path) drives
 the vhost-user-blk socket of each. Results are ratios measured in the same run: these 2-core machines are
-noisy. For the disk rows fio's own io_uring engine on the image file gives the physical limit.
+noisy. For the disk rows fio's own io_uring engine on the image file gives the physical limit; for the rbd
+rows (an image in a single-node Ceph cluster, src/test/ceph/ceph-cluster.sh, brought up in --ceph-dir unless
+it runs there) fio's rbd engine (Debian's fio has it) is the client-side limit.
 
-  bench/fio_bench.py --fio PATH [--seconds 5] [--queues 1,2] [--targets null-co,tmpfs,disk,qcow2-prealloc,qcow2-thin]
-                     [--workloads all|NAME,...] [--out bench/results/FILE.md] [--aio io_uring]
+  bench/fio_bench.py --fio PATH [--seconds 5] [--queues 1,2] [--targets null-co,tmpfs,disk,qcow2-prealloc,qcow2-thin,rbd]
+                     [--workloads all|NAME,...] [--out bench/results/FILE.md] [--aio io_uring] [--ceph-dir DIR]
 
 Not a test: nothing here asserts. Writes a Markdown table (stdout and --out).
 """
@@ -65,7 +67,29 @@ def qcow2_image(path, raw, thin):
     return path
 
 
-def blockdev(target, img, aio):
+def ceph_cluster(ceph_dir):
+    """The cluster in ceph_dir (brought up there if it is not running) with image rbd/bench, 1 GiB, written
+    through once (unwritten objects are answered without reading anything); returns (conf, key)."""
+    conf = os.path.join(ceph_dir, "ceph.conf")
+    script = os.path.join(ROOT, "src/test/ceph/ceph-cluster.sh")
+    up = os.path.exists(conf) and subprocess.run(["timeout", "10", "ceph", "-c", conf, "mon", "stat"],
+                                                 capture_output=True).returncode == 0
+    if not up:
+        log(f"bringing a Ceph cluster up in {ceph_dir}")
+        subprocess.run(["bash", script, "up", ceph_dir], check=True)
+    if subprocess.run(["rbd", "-c", conf, "info", "rbd/bench"], capture_output=True).returncode != 0:
+        log("filling rbd/bench (1 GiB)")
+        subprocess.run(["rbd", "-c", conf, "create", "rbd/bench", "--size", "1G"], check=True)
+        subprocess.run(["rbd", "-c", conf, "bench", "--io-type", "write", "--io-size", "4M", "--io-threads", "4",
+                        "--io-total", "1G", "--io-pattern", "seq", "rbd/bench"], check=True, capture_output=True)
+    key = subprocess.run(["ceph-authtool", "-p", "-n", "client.admin", os.path.join(ceph_dir, "ceph.client.admin.keyring")],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    return conf, key
+
+
+def blockdev(target, img, aio, ceph=None):
+    if target == "rbd":
+        return f"driver=rbd,node-name=disk,pool=rbd,image=bench,conf={ceph[0]},user=admin,key-secret=key0"
     if target == "null-co":
         return f"driver=null-co,node-name=disk,size={IMAGE_BYTES}"
     if target.startswith("qcow2"):
@@ -117,10 +141,10 @@ def stop(p):
         p.wait()
 
 
-def fio_run(fio, job, seconds, extra):
+def fio_run(fio, job, seconds, extra, env=None):
     cmd = [fio, "--name=bench", "--output-format=json", "--time_based", f"--runtime={seconds}",
            "--ramp_time=1", "--direct=1", "--randrepeat=0", "--norandommap"] + job + extra
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 60)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 60, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"fio failed: {out.stderr.strip()[-400:]}")
     text = out.stdout[out.stdout.index("{"):]
@@ -192,6 +216,8 @@ def main():
     ap.add_argument("--poll-max-ns", type=int, default=32768, help="the iothread's poll-max-ns, both backends")
     ap.add_argument("--disk-dir", default="/var/tmp/vhost-appliance-bench", help="a directory on the machine's disk")
     ap.add_argument("--tmpfs-dir", default="/dev/shm")
+    ap.add_argument("--ceph-dir", default="/var/tmp/vhost-appliance-bench/ceph", help="the rbd rows' cluster (not on tmpfs)")
+    ap.add_argument("--rbd-fio", default="/usr/bin/fio", help="a fio with the rbd engine (the rbd rows' client-side limit)")
     ap.add_argument("--out")
     a = ap.parse_args()
     if not a.fio or not os.access(a.fio, os.X_OK):
@@ -217,6 +243,7 @@ def main():
         imgs["qcow2-prealloc"] = qcow2_image(os.path.join(a.disk_dir, "prealloc.qcow2"), raw, False)
     if "qcow2-thin" in targets:
         imgs["qcow2-thin"] = os.path.join(a.disk_dir, "thin.qcow2")
+    ceph = ceph_cluster(a.ceph_dir) if "rbd" in targets else None
     sockdir = tempfile.mkdtemp(prefix="fio-bench-")
     qsd_version = subprocess.run([a.qsd, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     rev = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
@@ -229,7 +256,7 @@ def main():
              "CPU: the backend's CPU time over the run (100 = one core). RSS after the run.",
              "",
              "| target | queues | workload | qsd | appliance | appliance / qsd | qsd p50 / p99 µs | appliance p50 / p99 µs "
-             "| qsd / appliance CPU % | qsd / appliance RSS MB | fio io_uring on the file |",
+             "| qsd / appliance CPU % | qsd / appliance RSS MB | fio io_uring on the file / fio rbd on the image |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(lines), flush=True)
     ratios = []
@@ -238,7 +265,8 @@ def main():
             for w in workloads:
                 job = WORKLOADS[w]
                 sock = os.path.join(sockdir, "vhost.sock")
-                line = ["--blockdev", blockdev(target, imgs.get(target), a.aio),
+                secret = ["--object", f"secret,id=key0,data={ceph[1]},format=base64"] if target == "rbd" else []
+                line = secret + ["--blockdev", blockdev(target, imgs.get(target), a.aio, ceph),
                         "--object", f"iothread,id=io0,poll-max-ns={a.poll_max_ns}",
                         "--export", f"type=vhost-user-blk,id=exp,node-name=disk,addr.type=unix,addr.path={sock},"
                                     f"writable=on,num-queues={q},iothread=io0"]
@@ -262,6 +290,15 @@ def main():
                                                             f"--size={IMAGE_BYTES}"]
                                     + (["--thread", f"--numjobs={q}", "--group_reporting"] if q > 1 else []))
                         direct = f"{d['iops']:.0f} IOPS" if "128k" not in w else f"{d['mbs']:.0f} MB/s"
+                    except Exception as e:
+                        direct = f"failed: {e}"
+                if target == "rbd":
+                    try:
+                        d = fio_run(a.rbd_fio, job, a.seconds, ["--ioengine=rbd", "--clientname=admin", "--pool=rbd",
+                                                                "--rbdname=bench", f"--size={IMAGE_BYTES}"]
+                                    + (["--thread", f"--numjobs={q}", "--group_reporting"] if q > 1 else []),
+                                    env=dict(os.environ, CEPH_CONF=ceph[0]))
+                        direct = (f"{d['iops']:.0f} IOPS" if "128k" not in w else f"{d['mbs']:.0f} MB/s") + " (fio rbd)"
                     except Exception as e:
                         direct = f"failed: {e}"
                 ratio, cells = compare(res.get("qsd"), res.get("appliance"), w)

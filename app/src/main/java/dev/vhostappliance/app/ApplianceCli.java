@@ -38,8 +38,9 @@ public final class ApplianceCli {
                     "qemu-storage-daemon mode (vhost-user-blk exports), when no device is named:",
                     "  vhost-appliance --blockdev driver=file,node-name=disk0,filename=IMG \\",
                     "      --export type=vhost-user-blk,id=exp0,node-name=disk0,addr.type=unix,addr.path=SOCK,writable=on",
-                    "  --blockdev DEF (drivers file, null-co, raw; keyval or JSON), --export DEF (vhost-user-blk, addr.type",
-                    "  unix or fd), --object iothread,id=ID, --pidfile PATH; any number of --blockdev/--export.",
+                    "  --blockdev DEF (drivers file, host_device, null-co, raw, qcow2, rbd; keyval or JSON), --export DEF",
+                    "  (vhost-user-blk, nbd, fuse), --object iothread|secret|tls-creds-x509|authz-simple, --nbd-server,",
+                    "  --chardev/--monitor (QMP), --pidfile PATH; any number of --blockdev/--export.",
                     "",
                     "Exit status: 0 ok or SIGTERM; 1 start-up failure; 2 usage error."})
     static final class TopCommand implements Runnable {

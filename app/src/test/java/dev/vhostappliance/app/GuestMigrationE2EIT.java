@@ -45,6 +45,27 @@ class GuestMigrationE2EIT {
             "$F --rw=randwrite --verify_only > /tmp/f4 2>&1; echo \"VERIFY-AFTER rc=$?\"",
             "grep -h 'err=' /tmp/f2 /tmp/f4", "");
 
+    /**
+     * Runs {@link #SCRIPT} in a guest on src's socket and migrates it to a QEMU on dst's; asserts the migration
+     * completed and every verification on the destination passed.
+     */
+    static void migrateAndVerify(Path dir, Path src, Path dst) throws Exception {
+        Path script = dir.resolve("run.sh");
+        Files.writeString(script, SCRIPT);
+        Process p = new ProcessBuilder("bash", Guest.E2E.resolve("migrate-guest.sh").toString(), src.toString(),
+                dst.toString(), script.toString(), "400").redirectError(dir.resolve("migrate.err").toFile()).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(420, TimeUnit.SECONDS));
+        System.out.println(out);
+        assertEquals(0, p.exitValue(), out + Files.readString(dir.resolve("migrate.err")));
+        assertTrue(out.contains("MIGRATION status=completed"), out);
+        String after = out.substring(out.indexOf("---- destination ----"));
+        assertTrue(after.contains("DURING rc=0"), out);
+        assertTrue(after.contains("DMA intact"), "pages the device wrote during the migration arrived: " + out);
+        assertTrue(after.contains("VERIFY-AFTER rc=0"), out);
+        assertEquals(2, after.lines().filter(l -> l.contains("err= 0")).count(), out);
+    }
+
     @Test
     void aGuestMigratesWithItsDiskAndVerifiesEveryWrite() throws Exception {
         Path img = Appliance.image(dir, "disk.img", 256L << 20);
@@ -57,21 +78,7 @@ class GuestMigrationE2EIT {
                 "--export", "type=vhost-user-blk,id=dst,node-name=disk0,writable=on,addr.type=unix,addr.path=" + dst), log);
         try {
             assertTrue(Appliance.awaitFile(dst, 30_000), Files.readString(log));
-            Path script = dir.resolve("run.sh");
-            Files.writeString(script, SCRIPT);
-            Process p = new ProcessBuilder("bash", Guest.E2E.resolve("migrate-guest.sh").toString(), src.toString(),
-                    dst.toString(), script.toString(), "400").redirectError(dir.resolve("migrate.err").toFile()).start();
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            assertTrue(p.waitFor(420, TimeUnit.SECONDS));
-            System.out.println(out);
-            assertEquals(0, p.exitValue(), out + Files.readString(dir.resolve("migrate.err")));
-            assertTrue(out.contains("MIGRATION status=completed"), out);
-            int dest = out.indexOf("---- destination ----");
-            String after = out.substring(dest);
-            assertTrue(after.contains("DURING rc=0"), out);
-            assertTrue(after.contains("DMA intact"), "pages the device wrote during the migration arrived: " + out);
-            assertTrue(after.contains("VERIFY-AFTER rc=0"), out);
-            assertEquals(2, after.lines().filter(l -> l.contains("err= 0")).count(), out);
+            migrateAndVerify(dir, src, dst);
             String appLog = Files.readString(log);
             assertTrue(appLog.contains("dirty page logging on (live migration)"), "the source device logged: " + appLog);
         } finally {

@@ -156,20 +156,7 @@ class GuestRbdE2EIT {
         Process source = appliance(c, "migrating", "src", src);
         Process destination = appliance(c, "migrating", "dst", dst);
         try {
-            Path script = dir.resolve("run.sh");
-            Files.writeString(script, GuestMigrationE2EIT.SCRIPT);
-            Process p = new ProcessBuilder("bash", Guest.E2E.resolve("migrate-guest.sh").toString(), src.toString(),
-                    dst.toString(), script.toString(), "400").redirectError(dir.resolve("migrate.err").toFile()).start();
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            assertTrue(p.waitFor(420, TimeUnit.SECONDS));
-            System.out.println(out);
-            assertEquals(0, p.exitValue(), out + Files.readString(dir.resolve("migrate.err")));
-            assertTrue(out.contains("MIGRATION status=completed"), out);
-            String after = out.substring(out.indexOf("---- destination ----"));
-            assertTrue(after.contains("DURING rc=0"), out);
-            assertTrue(after.contains("DMA intact"), out);
-            assertTrue(after.contains("VERIFY-AFTER rc=0"), out);
-            assertEquals(2, after.lines().filter(l -> l.contains("err= 0")).count(), out);
+            GuestMigrationE2EIT.migrateAndVerify(dir, src, dst);
             assertTrue(Files.readString(dir.resolve("src.log")).contains("dirty page logging on (live migration)"));
         } finally {
             source.destroyForcibly();

@@ -5,7 +5,6 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import dev.vhostappliance.block.rbd.Librbd;
 import dev.vhostappliance.libc.Errno;
 import dev.vhostappliance.libc.LibC;
-import dev.vhostappliance.libc.NativeCallException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
@@ -25,7 +24,7 @@ import java.lang.invoke.MethodType;
  * slot: the slot is reused only after librbd's last callback for it, so a late callback never reaches another
  * engine; the request itself is never delivered, so the guest memory it points into stays referenced.
  */
-public final class RbdEngine extends AbstractIoEngine {
+public final class RbdEngine extends ForeignCompletionEngine {
     /** The completion callback: void (*)(rbd_completion_t, void *arg), pointers as words. */
     private static final MemorySegment CALLBACK = Librbd.available() ? Librbd.upcall(MethodHandles.lookup(), "librbdCompleted",
             MethodType.methodType(void.class, long.class, long.class), FunctionDescriptor.ofVoid(JAVA_LONG, JAVA_LONG)) : null;
@@ -33,25 +32,19 @@ public final class RbdEngine extends AbstractIoEngine {
     private static volatile RbdEngine[] slots = new RbdEngine[16];
 
     private final int slot;
-    private final int eventFd;
-    private final MemorySegment word = Arena.ofAuto().allocate(8, 8);
     /** rbd_aio_create_completion's out parameter (only the queue thread submits). */
     private final MemorySegment completionOut = Arena.ofAuto().allocate(8, 8);
     private final RequestList queued = new RequestList();
-    /** Finished by librbd, not reaped yet: tags and results, guarded by doneLock; anyDone read without it. */
-    private final Object doneLock = new Object();
+    /** Finished by librbd, not reaped yet: tags and results, guarded by doneLock. */
     private final int[] doneTags;
     private final long[] results;
     private int doneCount;
     private final int[] reaping;
-    private volatile boolean anyDone;
     /** Requests librbd holds (guarded by doneLock). */
     private int inLibrbd;
-    private boolean closed;
 
-    private RbdEngine(int capacity, int eventFd) {
+    private RbdEngine(int capacity) throws IoEngineUnavailableException {
         super(capacity, true);
-        this.eventFd = eventFd;
         this.doneTags = new int[capacity];
         this.reaping = new int[capacity];
         this.results = new long[capacity];
@@ -62,11 +55,7 @@ public final class RbdEngine extends AbstractIoEngine {
         if (CALLBACK == null) {
             throw new IoEngineUnavailableException("librbd cannot be loaded");
         }
-        try {
-            return new RbdEngine(capacity, LibC.eventfd(0, LibC.EFD_NONBLOCK | LibC.EFD_CLOEXEC));
-        } catch (NativeCallException e) {
-            throw new IoEngineUnavailableException("eventfd failed: " + e.getMessage());
-        }
+        return new RbdEngine(capacity);
     }
 
     private static synchronized int claimSlot(RbdEngine e) {
@@ -158,17 +147,8 @@ public final class RbdEngine extends AbstractIoEngine {
             boolean wasEmpty = doneCount == 0;
             results[tag] = result;
             doneTags[doneCount++] = tag;
-            anyDone = true;
-            if (wasEmpty) {
-                LibC.writeWord(eventFd, ONE);
-            }
+            signalLocked(wasEmpty);
         }
-    }
-
-    private static final MemorySegment ONE = Arena.global().allocate(8, 8);
-
-    static {
-        ONE.set(ValueLayout.JAVA_LONG, 0, 1L);
     }
 
     /** The completion callback (an upcall on a librbd thread): never throws into native code. */
@@ -189,14 +169,13 @@ public final class RbdEngine extends AbstractIoEngine {
     @Override
     public int reap(IoCompletionSink sink) {
         int n = 0;
-        if (anyDone) {
+        if (anyDone()) {
             int count;
             synchronized (doneLock) {
                 count = doneCount;
                 System.arraycopy(doneTags, 0, reaping, 0, count);
                 doneCount = 0;
-                anyDone = false;
-                LibC.readWord(eventFd, word); // clears the counter (non-blocking)
+                takenLocked();
             }
             for (int i = 0; i < count; i++) {
                 int tag = reaping[i];
@@ -219,27 +198,11 @@ public final class RbdEngine extends AbstractIoEngine {
         return n;
     }
 
+    /** A request librbd still holds keeps the slot until its callback (see the class comment). */
     @Override
-    public int completionFd() {
-        return eventFd;
-    }
-
-    @Override
-    public boolean hasCompletions() {
-        return anyDone || hasReady();
-    }
-
-    @Override
-    public void close() {
-        synchronized (doneLock) {
-            if (closed) {
-                return;
-            }
-            closed = true;
-            LibC.close(eventFd);
-            if (inLibrbd == 0) {
-                freeSlot(slot);
-            }
+    void closedLocked() {
+        if (inLibrbd == 0) {
+            freeSlot(slot);
         }
     }
 }

@@ -1,10 +1,5 @@
 package dev.vhostappliance.block.io;
 
-import dev.vhostappliance.libc.LibC;
-import dev.vhostappliance.libc.NativeCallException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 
 /**
  * {@code aio=threads}: synchronous system calls (preadv/pwritev/fdatasync/fallocate) on a small pool of
@@ -13,28 +8,17 @@ import java.lang.foreign.ValueLayout;
  * sleeps on. Requests travel through lists linked in the requests themselves and the locks are monitors, so
  * no thread allocates per request.
  */
-public final class ThreadPoolEngine extends AbstractIoEngine {
-    private final int eventFd;
-    private final MemorySegment word = Arena.ofAuto().allocate(8, 8);
+public final class ThreadPoolEngine extends ForeignCompletionEngine {
     private final RequestList batch = new RequestList();
-    /** Finished by the pool, not reaped yet: guarded by doneLock, anyDone read without it. */
-    private final Object doneLock = new Object();
+    /** Finished by the pool, not reaped yet: guarded by doneLock. */
     private final RequestList done = new RequestList();
-    private volatile boolean anyDone;
-    private boolean closed;
 
-    private ThreadPoolEngine(int capacity, int eventFd) {
+    private ThreadPoolEngine(int capacity) throws IoEngineUnavailableException {
         super(capacity, false);
-        this.eventFd = eventFd;
-        word.set(ValueLayout.JAVA_LONG, 0, 1L);
     }
 
     public static ThreadPoolEngine open(int capacity) throws IoEngineUnavailableException {
-        try {
-            return new ThreadPoolEngine(capacity, LibC.eventfd(0, LibC.EFD_NONBLOCK | LibC.EFD_CLOEXEC));
-        } catch (NativeCallException e) {
-            throw new IoEngineUnavailableException("eventfd failed: " + e.getMessage());
-        }
+        return new ThreadPoolEngine(capacity);
     }
 
     @Override
@@ -65,23 +49,18 @@ public final class ThreadPoolEngine extends AbstractIoEngine {
             }
             boolean wasEmpty = done.isEmpty();
             done.add(r);
-            anyDone = true;
-            if (wasEmpty) {
-                LibC.writeWord(eventFd, word);
-            }
+            signalLocked(wasEmpty);
         }
     }
 
     @Override
     public int reap(IoCompletionSink sink) {
         IoRequest first = null;
-        if (anyDone) {
+        if (anyDone()) {
             synchronized (doneLock) {
                 first = done.first();
                 done.clear();
-                anyDone = false;
-                LibC.readWord(eventFd, word); // clears the counter (non-blocking)
-                word.set(ValueLayout.JAVA_LONG, 0, 1L);
+                takenLocked();
             }
         }
         int n = 0;
@@ -96,26 +75,6 @@ public final class ThreadPoolEngine extends AbstractIoEngine {
         n += deliverReady(sink);
         submit(); // the next steps the sink queued
         return n;
-    }
-
-    @Override
-    public int completionFd() {
-        return eventFd;
-    }
-
-    @Override
-    public boolean hasCompletions() {
-        return anyDone || hasReady();
-    }
-
-    @Override
-    public void close() {
-        synchronized (doneLock) {
-            if (!closed) {
-                closed = true; // requests still on the pool finish into nothing: the fd is never written again
-                LibC.close(eventFd);
-            }
-        }
     }
 
     /** The process's I/O threads: started on demand up to {@link #MAX_THREADS}, ended after a quiet while. */
