@@ -14,7 +14,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$run"' EXIT
 qemu() { # NAME SOCKET EXTRA...
   local name=$1 sock=$2; shift 2
   "${QEMU:-qemu-system-x86_64}" "${guest_machine[@]}" -smp 1 \
-    -chardev socket,id=vblk0,path="$sock" -device vhost-user-blk-pci,chardev=vblk0 \
+    -chardev socket,id=vblk0,path="$sock" -device vhost-user-blk-pci,chardev=vblk0,id=vblk \
     -qmp unix:"$run/$name.qmp",server=on,wait=off \
     -serial file:"$run/$name.console" -serial file:"$run/$name.results" \
     -kernel "$KERNEL" -initrd "$run/initrd" -append "console=ttyS0 quiet panic=-1 rdinit=/init" "$@" \
@@ -50,6 +50,14 @@ echo "MIGRATION status=$status total_ms=${total:-?} downtime_ms=${downtime:-?}"
 until grep -q "===E2E-END" "$run/dst.results" 2>/dev/null; do
   if [ $SECONDS -ge $deadline ]; then
     echo "migrate-guest: no result on the destination" >&2; tail -n 20 "$run"/*.log "$run/dst.console" >&2 || true
+    # where the destination's ring stands in guest memory: avail (flags, idx) and used (flags, idx); requests
+    # the backend never answered show as a used idx behind the avail idx
+    vq=$(qmp dst '{"execute":"x-query-virtio-vhost-queue-status","arguments":{"path":"/machine/peripheral/vblk/virtio-backend","queue":0}}')
+    for ring in avail used; do
+      addr=$(echo "$vq" | sed -n 's/.*"'$ring'-phys": \([0-9]*\).*/\1/p')
+      [ -n "$addr" ] && qmp dst '{"execute":"human-monitor-command","arguments":{"command-line":"xp /2hx '"$addr"'"}}' |
+        sed "s/^/$ring ring: /" >&2
+    done
     tr -d '\r' < "$run/src.results"; tr -d '\r' < "$run/dst.results"; exit 3
   fi
   sleep 1

@@ -47,9 +47,9 @@ class GuestMigrationE2EIT {
 
     /**
      * Runs {@link #SCRIPT} in a guest on src's socket and migrates it to a QEMU on dst's; asserts the migration
-     * completed and every verification on the destination passed.
+     * completed and every verification on the destination passed. A failure shows the backends' logs too.
      */
-    static void migrateAndVerify(Path dir, Path src, Path dst) throws Exception {
+    static void migrateAndVerify(Path dir, Path src, Path dst, Path... backendLogs) throws Exception {
         Path script = dir.resolve("run.sh");
         Files.writeString(script, SCRIPT);
         Process p = new ProcessBuilder("bash", Guest.E2E.resolve("migrate-guest.sh").toString(), src.toString(),
@@ -57,7 +57,11 @@ class GuestMigrationE2EIT {
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(420, TimeUnit.SECONDS));
         System.out.println(out);
-        assertEquals(0, p.exitValue(), out + Files.readString(dir.resolve("migrate.err")));
+        StringBuilder logs = new StringBuilder(Files.readString(dir.resolve("migrate.err")));
+        for (Path log : backendLogs) {
+            logs.append("==> ").append(log).append(" <==\n").append(Files.readString(log));
+        }
+        assertEquals(0, p.exitValue(), out + logs);
         assertTrue(out.contains("MIGRATION status=completed"), out);
         String after = out.substring(out.indexOf("---- destination ----"));
         assertTrue(after.contains("DURING rc=0"), out);
@@ -78,7 +82,7 @@ class GuestMigrationE2EIT {
                 "--export", "type=vhost-user-blk,id=dst,node-name=disk0,writable=on,addr.type=unix,addr.path=" + dst), log);
         try {
             assertTrue(Appliance.awaitFile(dst, 30_000), Files.readString(log));
-            migrateAndVerify(dir, src, dst);
+            migrateAndVerify(dir, src, dst, log);
             String appLog = Files.readString(log);
             assertTrue(appLog.contains("dirty page logging on (live migration)"), "the source device logged: " + appLog);
         } finally {

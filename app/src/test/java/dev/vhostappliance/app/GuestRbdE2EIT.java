@@ -156,7 +156,7 @@ class GuestRbdE2EIT {
         Process source = appliance(c, "migrating", "src", src);
         Process destination = appliance(c, "migrating", "dst", dst);
         try {
-            GuestMigrationE2EIT.migrateAndVerify(dir, src, dst);
+            GuestMigrationE2EIT.migrateAndVerify(dir, src, dst, dir.resolve("src.log"), dir.resolve("dst.log"));
             assertTrue(Files.readString(dir.resolve("src.log")).contains("dirty page logging on (live migration)"));
         } finally {
             source.destroyForcibly();

@@ -244,6 +244,7 @@ public final class SplitVirtqueue implements Virtqueue {
         int availIdx = readAvailIdx();
         if (eventIdx) {
             used.set(U16, 4L + 8L * size, (short) availIdx);
+            logUsed(4L + 8L * size, 2);
             VarHandle.fullFence();
             availIdx = readAvailIdx();
         }
