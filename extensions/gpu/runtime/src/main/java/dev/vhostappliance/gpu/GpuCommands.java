@@ -22,14 +22,17 @@ final class GpuCommands {
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED;
     static final int MAX_DIMENSION = 16384;
     /** UPDATE messages carry at most this many pixel bytes; larger flushes go as several strips. */
-    static final int UPDATE_CHUNK = 1 << 20;
+    static final int UPDATE_CHUNK = ScanoutUpdates.CHUNK;
 
     private final long maxHostmem;
     private final Map<Integer, GpuResource> resources = new HashMap<>();
     private final Scanout[] scanouts = new Scanout[VirtioGpu.MAX_SCANOUTS];
     private long hostmem;
     private VhostUserGpuChannel display;
-    private final MemorySegment update = Arena.ofAuto().allocate(20 + UPDATE_CHUNK, 8);
+    private final MemorySegment update = Arena.ofAuto().allocate(ScanoutUpdates.HEADER + UPDATE_CHUNK, 8);
+    private final int[] shown = new int[4];
+    private final ResourcePixels flushedPixels = new ResourcePixels();
+    private final ScanoutUpdates.Sink updateSink = (message, size) -> sendToDisplay(VhostUserGpuChannel.UPDATE, message, size);
     private final MemorySegment cursor = Arena.ofAuto().allocate(20 + 4 * VirtioGpu.CURSOR_SIZE * VirtioGpu.CURSOR_SIZE, 8);
     private final MemorySegment small = Arena.ofAuto().allocate(16, 8);
     long commands;
@@ -233,45 +236,29 @@ final class GpuCommands {
         }
         for (int i = 0; i < scanouts.length; i++) {
             Scanout s = scanouts[i];
-            if (s.resourceId != resourceId) {
-                continue;
-            }
-            // the flushed rectangle seen through this scanout's window, in resource coordinates
-            int x0 = Math.max(x, s.x);
-            int y0 = Math.max(y, s.y);
-            int x1 = Math.min(x + w, s.x + s.width);
-            int y1 = Math.min(y + h, s.y + s.height);
-            if (x1 > x0 && y1 > y0) {
-                sendUpdate(i, r, x0, y0, x1 - x0, y1 - y0, x0 - s.x, y0 - s.y);
+            if (s.resourceId == resourceId && display != null
+                    && ScanoutUpdates.visible(x, y, w, h, s.x, s.y, s.width, s.height, shown)) {
+                flushedPixels.resource = r;
+                ScanoutUpdates.send(i, shown[0], shown[1], shown[2], shown[3], shown[0] - s.x, shown[1] - s.y,
+                        flushedPixels, update, updateSink);
             }
         }
         return VirtioGpu.RESP_OK_NODATA;
     }
 
-    /** UPDATE messages for a rectangle of r shown at (dx, dy) of scanout, in strips of at most UPDATE_CHUNK. */
-    private void sendUpdate(int scanout, GpuResource r, int x, int y, int w, int h, int dx, int dy) {
-        if (display == null) {
-            return;
-        }
-        long rowBytes = (long) w * PixelFormat.BYTES_PER_PIXEL;
-        int rowsPerStrip = (int) Math.max(1, UPDATE_CHUNK / rowBytes);
-        for (int row = 0; row < h; row += rowsPerStrip) {
-            int rows = Math.min(rowsPerStrip, h - row);
-            update.set(U32, 0, scanout);
-            update.set(U32, 4, dx);
-            update.set(U32, 8, dy + row);
-            update.set(U32, 12, w);
-            update.set(U32, 16, rows);
+    /** The rows of the resource being flushed, converted to BGRA. */
+    private static final class ResourcePixels implements ScanoutUpdates.PixelRows {
+        GpuResource resource;
+
+        @Override
+        public boolean copyBgra(int x, int y, int w, int rows, MemorySegment dst, long dstOffset) {
+            GpuResource r = resource;
+            long rowBytes = (long) w * PixelFormat.BYTES_PER_PIXEL;
             for (int k = 0; k < rows; k++) {
-                r.format.toBgra(r.pixels, (y + row + k) * r.stride + (long) x * PixelFormat.BYTES_PER_PIXEL, update,
-                        20 + k * rowBytes, w);
+                r.format.toBgra(r.pixels, (long) (y + k) * r.stride + (long) x * PixelFormat.BYTES_PER_PIXEL, dst,
+                        dstOffset + k * rowBytes, w);
             }
-            long size = 20 + rows * rowBytes;
-            if (!display.send(VhostUserGpuChannel.UPDATE, update, size)) {
-                return;
-            }
-            updatesSent++;
-            updateBytesSent += size - 20;
+            return true;
         }
     }
 

@@ -1,5 +1,7 @@
 package dev.vhostappliance.gpu.virgl;
 
+import dev.vhostappliance.gpu.PixelFormat;
+import dev.vhostappliance.gpu.ScanoutUpdates;
 import dev.vhostappliance.gpu.VirtioGpu;
 import dev.vhostappliance.memory.GuestMemory;
 import dev.vhostappliance.memory.MemoryRegion;
@@ -10,6 +12,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
+import org.jboss.logging.Logger;
 
 /**
  * The virtio-gpu 3D command set (VIRTIO_GPU_F_VIRGL) on virglrenderer: capsets, contexts, 3D resources and
@@ -20,6 +23,7 @@ import java.util.Set;
  * after a fenced command ({@link VirglRenderer#fenceHere}) and holds the response until it retires.
  */
 public final class Virgl3dCommands {
+    private static final Logger LOG = Logger.getLogger(Virgl3dCommands.class);
     private static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED;
     private static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED;
     private static final int HDR = VirtioGpu.HDR_BYTES;
@@ -84,8 +88,8 @@ public final class Virgl3dCommands {
     private volatile Display display;
     private final int[] scanoutResource = new int[VirtioGpu.MAX_SCANOUTS];
     private final int[][] scanoutRect = new int[VirtioGpu.MAX_SCANOUTS][4];
-    /** Readback strips: at most this many bytes of pixels per UPDATE message. */
-    private static final int UPDATE_CHUNK = 1 << 20;
+    private final int[] shown = new int[4];
+    private final ReadbackPixels readbackPixels = new ReadbackPixels();
     private MemorySegment readback;
     private MemorySegment updateMessage;
     private final MemorySegment readbackIov = scratchArena.allocate(16, 8);
@@ -502,7 +506,7 @@ public final class Virgl3dCommands {
         if (r == null) {
             return VirtioGpu.RESP_ERR_INVALID_RESOURCE_ID;
         }
-        if (r.target != TEXTURE_2D || dev.vhostappliance.gpu.PixelFormat.of(r.format) == null || w <= 0 || h <= 0
+        if (r.target != TEXTURE_2D || PixelFormat.of(r.format) == null || w <= 0 || h <= 0
                 || x < 0 || y < 0 || x + (long) w > r.width || y + (long) h > r.height) {
             return VirtioGpu.RESP_ERR_INVALID_PARAMETER;
         }
@@ -544,56 +548,50 @@ public final class Virgl3dCommands {
         if (x < 0 || y < 0 || w < 0 || h < 0 || x + (long) w > r.width || y + (long) h > r.height) {
             return VirtioGpu.RESP_ERR_INVALID_PARAMETER;
         }
+        Display d = display;
         for (int i = 0; i < scanoutResource.length; i++) {
-            if (scanoutResource[i] != id) {
-                continue;
-            }
             int[] s = scanoutRect[i];
-            int x0 = Math.max(x, s[0]);
-            int y0 = Math.max(y, s[1]);
-            int x1 = Math.min(x + w, s[0] + s[2]);
-            int y1 = Math.min(y + h, s[1] + s[3]);
-            if (x1 > x0 && y1 > y0) {
-                sendPixels(i, id, r, x0, y0, x1 - x0, y1 - y0, x0 - s[0], y0 - s[1]);
+            if (scanoutResource[i] == id && d != null && ScanoutUpdates.visible(x, y, w, h, s[0], s[1], s[2], s[3], shown)) {
+                if (readback == null) {
+                    readback = scratchArena.allocate(ScanoutUpdates.CHUNK, 4096);
+                    updateMessage = scratchArena.allocate(ScanoutUpdates.HEADER + ScanoutUpdates.CHUNK, 8);
+                }
+                readbackPixels.id = id;
+                readbackPixels.format = PixelFormat.of(r.format);
+                ScanoutUpdates.send(i, shown[0], shown[1], shown[2], shown[3], shown[0] - s[0], shown[1] - s[1],
+                        readbackPixels, updateMessage, d::update);
             }
         }
         return VirtioGpu.RESP_OK_NODATA;
     }
 
-    private void sendPixels(int scanout, int id, Resource3d r, int x, int y, int w, int h, int dx, int dy) throws Throwable {
-        Display d = display;
-        if (d == null) {
-            return;
-        }
-        if (readback == null) {
-            readback = scratchArena.allocate(UPDATE_CHUNK, 4096);
-            updateMessage = scratchArena.allocate(20 + UPDATE_CHUNK, 8);
-        }
-        dev.vhostappliance.gpu.PixelFormat format = dev.vhostappliance.gpu.PixelFormat.of(r.format);
-        long rowBytes = (long) w * 4;
-        int rowsPerStrip = (int) Math.max(1, UPDATE_CHUNK / rowBytes);
-        for (int row = 0; row < h; row += rowsPerStrip) {
-            int rows = Math.min(rowsPerStrip, h - row);
+    /** A strip of the flushed resource, read back from the renderer and converted to BGRA. */
+    private final class ReadbackPixels implements ScanoutUpdates.PixelRows {
+        int id;
+        PixelFormat format;
+
+        @Override
+        public boolean copyBgra(int x, int y, int w, int rows, MemorySegment dst, long dstOffset) {
+            long rowBytes = (long) w * PixelFormat.BYTES_PER_PIXEL;
             // virglrenderer turns a bottom-up GL texture the guest's way round (top row first) unless the
             // resource says Y_0_TOP, when it is stored that way already: the box is in the guest's coordinates
-            setBox(x, y + row, 0, w, rows, 1);
+            setBox(x, y, 0, w, rows, 1);
             readbackIov.set(ValueLayout.JAVA_LONG, 0, readback.address());
             readbackIov.set(ValueLayout.JAVA_LONG, 8, rowBytes * rows);
-            int rc = (int) lib.transferReadIov.invokeExact(id, 0, 0, (int) rowBytes, 0, box, 0L, readbackIov, 1);
+            int rc;
+            try {
+                rc = (int) lib.transferReadIov.invokeExact(id, 0, 0, (int) rowBytes, 0, box, 0L, readbackIov, 1);
+            } catch (Throwable t) {
+                LOG.warnf("reading resource %d back for the display failed: %s", id, t);
+                return false;
+            }
             if (rc != 0) {
-                return;
+                return false;
             }
-            updateMessage.set(U32, 0, scanout);
-            updateMessage.set(U32, 4, dx);
-            updateMessage.set(U32, 8, dy + row);
-            updateMessage.set(U32, 12, w);
-            updateMessage.set(U32, 16, rows);
             for (int k = 0; k < rows; k++) {
-                format.toBgra(readback, k * rowBytes, updateMessage, 20 + k * rowBytes, w);
+                format.toBgra(readback, k * rowBytes, dst, dstOffset + k * rowBytes, w);
             }
-            if (!d.update(updateMessage, 20 + rows * rowBytes)) {
-                return;
-            }
+            return true;
         }
     }
 
