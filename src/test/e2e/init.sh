@@ -7,6 +7,7 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
+echo 1 > /proc/sys/kernel/sysrq # the host may ask for the blocked tasks (alt-sysrq-w) when a guest hangs
 ( sleep "${GUEST_TIMEOUT:-600}"; echo "===E2E-WATCHDOG===" > /dev/ttyS1; poweroff -f ) &
 for m in $(cat /lib/modules/load-order); do insmod "/lib/modules/$m" 2>/dev/null; done
 stty -F /dev/ttyS1 raw -echo 2>/dev/null

@@ -23,7 +23,7 @@ qemu() { # NAME SOCKET EXTRA...
 qmp() { # NAME JSON...: runs the commands after qmp_capabilities, prints the replies
   local name=$1; shift
   { echo '{"execute":"qmp_capabilities"}'; for c in "$@"; do echo "$c"; done; sleep 0.5; } |
-    socat -t 2 - UNIX-CONNECT:"$run/$name.qmp" | grep -v '"QMP"' | grep -v '^{"return": {}}$' || true
+    socat -t 2 - UNIX-CONNECT:"$run/$name.qmp" | tr -d '\r' | grep -v '"QMP"' | grep -v '^{"return": {}}$' || true
 }
 : > "$run/src.results"; : > "$run/dst.results"
 qemu dst "$dst_sock" -incoming unix:"$run/migrate.sock" &
@@ -49,7 +49,12 @@ echo "MIGRATION status=$status total_ms=${total:-?} downtime_ms=${downtime:-?}"
 [ "$status" = completed ] && qmp src '{"execute":"quit"}' > /dev/null
 until grep -q "===E2E-END" "$run/dst.results" 2>/dev/null; do
   if [ $SECONDS -ge $deadline ]; then
-    echo "migrate-guest: no result on the destination" >&2; tail -n 20 "$run"/*.log "$run/dst.console" >&2 || true
+    echo "migrate-guest: no result on the destination" >&2; tail -n 20 "$run"/*.log >&2 || true
+    # the guest kernel's blocked tasks (fio waiting in the block layer: a request it never saw completed)
+    # (alt-sysrq-8 first: the list is printed at KERN_INFO, below the console level of a quiet boot)
+    qmp dst '{"execute":"human-monitor-command","arguments":{"command-line":"sendkey alt-sysrq-8"}}' \
+      '{"execute":"human-monitor-command","arguments":{"command-line":"sendkey alt-sysrq-w"}}' > /dev/null
+    sleep 3; echo "==> $run/dst.console <==" >&2; tail -n 60 "$run/dst.console" >&2 || true
     # where the destination's ring stands in guest memory: avail (flags, idx) and used (flags, idx); requests
     # the backend never answered show as a used idx behind the avail idx
     vq=$(qmp dst '{"execute":"x-query-virtio-vhost-queue-status","arguments":{"path":"/machine/peripheral/vblk/virtio-backend","queue":0}}')
@@ -58,7 +63,7 @@ until grep -q "===E2E-END" "$run/dst.results" 2>/dev/null; do
       [ -n "$addr" ] && qmp dst '{"execute":"human-monitor-command","arguments":{"command-line":"xp /2hx '"$addr"'"}}' |
         sed "s/^/$ring ring: /" >&2
     done
-    tr -d '\r' < "$run/src.results"; tr -d '\r' < "$run/dst.results"; exit 3
+    tr -d '\r' < "$run/src.results"; echo "---- destination (unfinished) ----"; tr -d '\r' < "$run/dst.results"; exit 3
   fi
   sleep 1
 done

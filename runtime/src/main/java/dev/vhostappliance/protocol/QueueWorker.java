@@ -125,6 +125,12 @@ final class QueueWorker implements Runnable {
         boolean pending = true; // look once at start: buffers may be there already (reconnect, late enable)
         long idleSince = -1;
         try {
+            lock.lock();
+            try {
+                queue.notifyDriverOnStart();
+            } finally {
+                lock.unlock();
+            }
             while (!stopping) {
                 if (pending) {
                     runQueue();

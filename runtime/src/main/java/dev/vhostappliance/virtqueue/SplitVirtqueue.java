@@ -564,6 +564,22 @@ public final class SplitVirtqueue implements Virtqueue {
         }
     }
 
+    /**
+     * The ring (re)starts with used entries from before (the destination of a live migration, a reconnect):
+     * one interrupt, whatever EVENT_IDX says. A completion whose interrupt was lost while the previous owner
+     * of the ring stopped would otherwise leave the driver waiting for ever; a spurious interrupt only makes it
+     * look at a used ring with nothing new (SPDK's vhost signals on start for the same reason).
+     */
+    public void notifyDriverOnStart() {
+        synchronized (completionLock) {
+            if (broken || stopped || callFd < 0 || usedIdx == 0) {
+                return;
+            }
+            LibC.writeWord(callFd, one);
+            notifications++;
+        }
+    }
+
     private boolean needsNotification() {
         // Publish the used entries before reading used_event / avail->flags (libvhost-user's smp_mb).
         VarHandle.fullFence();

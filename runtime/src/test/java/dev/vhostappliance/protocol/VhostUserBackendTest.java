@@ -2,6 +2,7 @@ package dev.vhostappliance.protocol;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -169,6 +170,35 @@ class VhostUserBackendTest {
             q.kick();
             assertEquals(null, q.awaitUsed(300));
             assertEquals(21, dev.handled.get());
+        }
+    }
+
+    /**
+     * A ring started again over used entries (what a migration destination or a reconnect sees) gets one
+     * interrupt at start, with no request: a completion whose interrupt the previous owner lost is then seen.
+     * A new ring (used idx 0) gets none.
+     */
+    @Test
+    void aRingRestartedOverUsedEntriesInterruptsTheDriverOnce() throws Exception {
+        EchoDevice dev = new EchoDevice(1);
+        try (GuestRam ram = GuestRam.single(4 * MIB); TestFrontend fe = TestFrontend.connect(dev)) {
+            DriverQueue q = fe.ready(ram, EchoDevice.FEATURES, 1, 8)[0];
+            assertFalse(q.awaitCall(300), "a new ring: no interrupt at start");
+            long b = ram.alloc(64, 8);
+            for (int i = 0; i < 3; i++) {
+                q.addDirect(new Buf(b, 8, false), new Buf(b + 32, 8, true));
+                q.kick();
+                assertNotNull(q.awaitUsed(5000));
+            }
+            q.setUsedEvent(q.usedIdx() + 100); // EVENT_IDX alone would suppress every interrupt for a while
+            assertEquals(3, fe.getVringBase(0));
+            while (q.takeCall()) {
+                // calls of the requests above
+            }
+            fe.startQueue(ram, 0, q, 3);
+            assertTrue(q.awaitCall(5000), "the restarted ring interrupts once");
+            assertFalse(q.awaitCall(300), "and only once");
+            assertEquals(3, dev.handled.get());
         }
     }
 

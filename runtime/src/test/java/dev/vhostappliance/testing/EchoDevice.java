@@ -46,12 +46,16 @@ public class EchoDevice implements VirtioDevice {
             chain = queue.newChain();
             chains.set(chain);
         }
+        boolean pushed = false;
         while (queue.pop(chain) == Virtqueue.POPPED) {
             int written = echo(chain);
             queue.push(chain.head(), written);
             handled.incrementAndGet();
+            pushed = true;
         }
-        queue.notifyDriver();
+        if (pushed) { // as the block device: no interrupt for a batch that completed nothing
+            queue.notifyDriver();
+        }
     }
 
     private int echo(DescriptorChain chain) {
