@@ -236,6 +236,52 @@ class GuestGpuE2EIT {
         return y < 400 ? (x < 640 ? 0xff0000 : 0x00ff00) : (x < 640 ? 0x0000ff : 0xffffff);
     }
 
+    /** src/test/e2e/gl/gltool.c built into dir. */
+    static Path compileGltool(Path dir) throws Exception {
+        Path gltool = dir.resolve("gltool");
+        Process cc = new ProcessBuilder("gcc", "-O2", "-Wall", "-o", gltool.toString(),
+                Guest.E2E.resolve("gl/gltool.c").toString(), "-ldl").redirectErrorStream(true).start();
+        String ccOut = new String(cc.getInputStream().readAllBytes());
+        assertEquals(0, cc.waitFor(), ccOut);
+        return gltool;
+    }
+
+    /** Asserts that gltool ran on virgl in the guest (GL_RENDERER, frames, glReadPixels); prints renderer and rate. */
+    static void assertGlRun(String out, String label) {
+        Matcher renderer = Pattern.compile("GL_RENDERER=(.*)").matcher(out);
+        assertTrue(renderer.find(), out);
+        System.out.println(label + ": GL_RENDERER=" + renderer.group(1));
+        assertTrue(renderer.group(1).startsWith("virgl"), "the guest renders through virgl: " + renderer.group(1));
+        Matcher frames = Pattern.compile("FRAMES \\d+ in [0-9.]+ s: ([0-9.]+) fps").matcher(out);
+        assertTrue(frames.find(), out);
+        System.out.println(label + ": " + frames.group());
+        for (String probe : List.of("top-left ff0000", "top-right 00ff00", "bottom-left 0000ff", "bottom-right ffffff",
+                "centre ffff00")) {
+            assertTrue(out.contains("PIXEL " + probe), "glReadPixels in the guest: " + probe + "\n" + out);
+        }
+    }
+
+    /** Asserts that shot is gltool's 1280x800 picture, pixel for pixel off the triangle's edges; prints the count. */
+    static void assertGlPicture(BufferedImage shot, String label, String what) {
+        assertEquals("1280x800", shot.getWidth() + "x" + shot.getHeight(), what);
+        long compared = 0;
+        long differing = 0;
+        for (int y = 0; y < 800; y++) {
+            for (int x = 0; x < 1280; x++) {
+                int want = glPicture(x, y);
+                if (want >= 0) {
+                    compared++;
+                    if ((shot.getRGB(x, y) & 0xffffff) != want) {
+                        differing++;
+                    }
+                }
+            }
+        }
+        System.out.println(label + ": " + differing + " of " + compared
+                + " pixels differ from gltool's picture (the rest are on the triangle's edges)");
+        assertEquals(0, differing, what);
+    }
+
     /**
      * 3D end to end: a GLES2 program of ours (src/test/e2e/gl/gltool.c, GBM + EGL + KMS page flips) draws with the
      * guest's Mesa virgl driver; the appliance renders with virglrenderer (llvmpipe here, no render node) and QEMU's
@@ -245,11 +291,7 @@ class GuestGpuE2EIT {
     void aGuestGlProgramRendersThroughVirglAndTheScreendumpShowsItsPicture() throws Exception {
         Guest.requirePrerequisites(10, Guest.QEMU, "/usr/bin/gcc");
         Guest.requireFiles(HOST_MESA);
-        Path gltool = dir.resolve("gltool");
-        Process cc = new ProcessBuilder("gcc", "-O2", "-Wall", "-o", gltool.toString(),
-                Guest.E2E.resolve("gl/gltool.c").toString(), "-ldl").redirectErrorStream(true).start();
-        String ccOut = new String(cc.getInputStream().readAllBytes());
-        assertEquals(0, cc.waitFor(), ccOut);
+        Path gltool = compileGltool(dir);
         Path sock = dir.resolve("gpu.sock");
         Path log = dir.resolve("appliance.log");
         Process appliance = Appliance.start(Appliance.command(null, "gpu", "--socket-path=" + sock, "--virgl"), log);
@@ -258,35 +300,8 @@ class GuestGpuE2EIT {
             Screens s = runAndShoot(String.format(GL_SCRIPT, gltool), List.of("-chardev", "socket,id=vgpu,path=" + sock,
                     "-device", "vhost-user-gpu-pci,chardev=vgpu,id=gpu0", "-virtfs",
                     "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"), 1, null);
-            Matcher renderer = Pattern.compile("GL_RENDERER=(.*)").matcher(s.out());
-            assertTrue(renderer.find(), s.out());
-            System.out.println("gpu e2e, guest GL: GL_RENDERER=" + renderer.group(1));
-            assertTrue(renderer.group(1).startsWith("virgl"), "the guest renders through virgl: " + renderer.group(1));
-            Matcher frames = Pattern.compile("FRAMES \\d+ in [0-9.]+ s: ([0-9.]+) fps").matcher(s.out());
-            assertTrue(frames.find(), s.out());
-            System.out.println("gpu e2e, guest GL: " + frames.group());
-            for (String probe : List.of("top-left ff0000", "top-right 00ff00", "bottom-left 0000ff", "bottom-right ffffff",
-                    "centre ffff00")) {
-                assertTrue(s.out().contains("PIXEL " + probe), "glReadPixels in the guest: " + probe + "\n" + s.out());
-            }
-            BufferedImage shot = s.heads().get(0);
-            assertEquals("1280x800", shot.getWidth() + "x" + shot.getHeight());
-            long compared = 0;
-            long differing = 0;
-            for (int y = 0; y < 800; y++) {
-                for (int x = 0; x < 1280; x++) {
-                    int want = glPicture(x, y);
-                    if (want >= 0) {
-                        compared++;
-                        if ((shot.getRGB(x, y) & 0xffffff) != want) {
-                            differing++;
-                        }
-                    }
-                }
-            }
-            System.out.println("gpu e2e, guest GL: " + differing + " of " + compared
-                    + " pixels differ from gltool's picture (the rest are on the triangle's edges)");
-            assertEquals(0, differing, "screendump " + dir.resolve("head0.png"));
+            assertGlRun(s.out(), "gpu e2e, guest GL");
+            assertGlPicture(s.heads().get(0), "gpu e2e, guest GL", "screendump " + dir.resolve("head0.png"));
             appliance.destroy();
             assertTrue(appliance.waitFor(10, TimeUnit.SECONDS));
             String applianceLog = Files.readString(log);
