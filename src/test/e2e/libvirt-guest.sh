@@ -5,8 +5,9 @@
 # state and logs in a temporary directory: the host's own libvirt setup is neither needed nor touched.
 #   libvirt-guest.sh DESCRIPTOR BINARY SCRIPT TIMEOUT_SECONDS SCREENSHOT
 # DESCRIPTOR is installed as the user's (its "binary" replaced by BINARY). When the guest prints SHOT, the
-# domain's screen is saved to SCREENSHOT (virsh screenshot: PNG from libvirt 11, PPM from older ones). Prints "BACKEND <args>", the gpu backend's
-# command line as libvirt started it, then the guest's output. Exit 0 when the guest script ended, 3 otherwise.
+# domain's screen is saved to SCREENSHOT (virsh screenshot: PNG from libvirt 11, PPM from older ones).
+# Prints "BACKEND <args>", the gpu backend's command line as libvirt started it, then the guest's output.
+# Exit 0 when the guest script ended, 3 otherwise.
 set -euo pipefail
 descriptor=$1 binary=$2 script=$3 limit=$4 shot=$5
 . "$(cd "$(dirname "$0")" && pwd)/guest-lib.sh"

@@ -10,11 +10,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.Comparator;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import javax.imageio.ImageIO;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * libvirt runs our gpu backend for a domain with 3D acceleration, as a libvirt user installs it: the descriptor
@@ -25,6 +24,8 @@ import org.junit.jupiter.api.Test;
  * The guest's GL program then renders through virgl and libvirt's screenshot shows its picture.
  */
 class GuestLibvirtGpuE2EIT {
+    @TempDir
+    Path dir;
 
     @Test
     void libvirtStartsOurBackendWithVirglForAnAccel3dDomainAndTheGuestRendersThroughIt() throws Exception {
@@ -33,35 +34,28 @@ class GuestLibvirtGpuE2EIT {
         Guest.requireFiles(GuestGpuE2EIT.HOST_MESA);
         // Readable by everyone: libvirt, QEMU (its 9p share of / carries gltool to the guest) and the backend run
         // as an unprivileged user.
-        Path dir = Files.createTempDirectory("vhost-libvirt-gl");
-        try {
-            Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
-            Path gltool = GuestGpuE2EIT.compileGltool(dir);
-            Path script = dir.resolve("run.sh");
-            Files.writeString(script, String.format(GuestGpuE2EIT.GL_SCRIPT, gltool));
-            Path shot = dir.resolve("screen.png");
-            Process p = new ProcessBuilder("bash", Guest.E2E.resolve("libvirt-guest.sh").toString(),
-                    PackagingIT.ROOT.resolve("config/vhost-user/60-vhost-appliance-gpu.json").toString(),
-                    launcher(dir).toString(), script.toString(), "300", shot.toString())
-                    .redirectError(dir.resolve("libvirt-guest.err").toFile()).start();
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            assertTrue(p.waitFor(330, TimeUnit.SECONDS));
-            System.out.println(out);
-            assertEquals(0, p.exitValue(), out + Files.readString(dir.resolve("libvirt-guest.err")));
-            String backend = out.lines().filter(l -> l.startsWith("BACKEND ")).findFirst().orElse("");
-            System.out.println("gpu e2e, libvirt: " + backend);
-            assertTrue(backend.contains("vhost.invoked-as=vhost-user-gpu"), "libvirt started our gpu backend: " + backend);
-            assertTrue(backend.matches(".* --fd=\\d+ .*--virgl.*|.* --virgl .*--fd=\\d+.*"),
-                    "with libvirt's socket and --virgl for accel3d: " + backend);
-            GuestGpuE2EIT.assertGlRun(out, "gpu e2e, libvirt");
-            BufferedImage screen = ImageIO.read(shot.toFile()); // libvirt 11 asks QEMU for PNG
-            assertNotNull(screen, "virsh screenshot wrote an image ImageIO reads");
-            GuestGpuE2EIT.assertGlPicture(screen, "gpu e2e, libvirt", "virsh screenshot");
-        } finally {
-            try (Stream<Path> files = Files.walk(dir)) {
-                files.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
-            }
-        }
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path gltool = GuestGpuE2EIT.compileGltool(dir);
+        Path script = dir.resolve("run.sh");
+        Files.writeString(script, String.format(GuestGpuE2EIT.GL_SCRIPT, gltool));
+        Path shot = dir.resolve("screen.png");
+        Process p = new ProcessBuilder("bash", Guest.E2E.resolve("libvirt-guest.sh").toString(),
+                PackagingIT.ROOT.resolve("config/vhost-user/60-vhost-appliance-gpu.json").toString(),
+                launcher(dir).toString(), script.toString(), "300", shot.toString())
+                .redirectError(dir.resolve("libvirt-guest.err").toFile()).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(330, TimeUnit.SECONDS));
+        System.out.println(out);
+        assertEquals(0, p.exitValue(), out + Files.readString(dir.resolve("libvirt-guest.err")));
+        String backend = out.lines().filter(l -> l.startsWith("BACKEND ")).findFirst().orElse("");
+        System.out.println("gpu e2e, libvirt: " + backend);
+        assertTrue(backend.contains("vhost.invoked-as=vhost-user-gpu"), "libvirt started our gpu backend: " + backend);
+        assertTrue(backend.matches(".* --fd=\\d+ .*--virgl.*|.* --virgl .*--fd=\\d+.*"),
+                "with libvirt's socket and --virgl for accel3d: " + backend);
+        GuestGpuE2EIT.assertGlRun(out, "gpu e2e, libvirt");
+        BufferedImage screen = ImageIO.read(shot.toFile()); // libvirt 11 asks QEMU for PNG
+        assertNotNull(screen, "virsh screenshot wrote an image ImageIO reads");
+        GuestGpuE2EIT.assertGlPicture(screen, "gpu e2e, libvirt", "virsh screenshot");
     }
 
     /**
