@@ -9,6 +9,7 @@ import dev.vhostappliance.server.Wakeup;
 import dev.vhostappliance.virtqueue.SplitVirtqueue;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 import org.jboss.logging.Logger;
 
@@ -28,6 +29,20 @@ final class QueueWorker implements Runnable {
      * virtual machines. 0 disables polling. System property {@code vhost.poll-ns}.
      */
     static final long POLL_NANOS = Long.getLong("vhost.poll-ns", 32_768);
+    /**
+     * Poll also while the device's requests wait on a device outside the process (a disk, the network), which a
+     * spinning thread only slows down ({@code -Dvhost.poll-in-flight=true}: an A/B switch; README "Benchmarks").
+     */
+    static final boolean POLL_IN_FLIGHT = Boolean.getBoolean("vhost.poll-in-flight");
+    /** Workers polling now, over all devices of the process. */
+    private static final AtomicInteger POLLING = new AtomicInteger();
+    /**
+     * With as many pollers as CPUs, each one yields its CPU every fourth look: the clients' threads (and the
+     * kernel's work) would otherwise wait for a poller's time slice to end ({@code -Dvhost.poll-yield=false}:
+     * an A/B switch; README "Benchmarks").
+     */
+    private static final boolean YIELD = Boolean.parseBoolean(System.getProperty("vhost.poll-yield", "true"));
+    private static final int CPUS = Runtime.getRuntime().availableProcessors();
 
     private final VirtioDevice device;
     private final int index;
@@ -135,7 +150,7 @@ final class QueueWorker implements Runnable {
                 if (pending) {
                     runQueue();
                     idleSince = System.nanoTime();
-                    pending = pollRing(pollWindow());
+                    pending = !sleepsForDevice() && pollRing(pollWindow());
                     if (pending) {
                         continue; // buffers arrived as the kicks were turned back on: no kick will come for them
                     }
@@ -220,10 +235,28 @@ final class QueueWorker implements Runnable {
      * off meanwhile (it would otherwise pay a system call per request for a worker that is looking anyway),
      * and on again before the worker sleeps. Checks run under the queue lock, so a paused worker never reads
      * a ring being remapped; if the protocol thread holds the lock, stop polling. Returns true if buffers came
-     * as the kicks were turned on again: the caller must serve them instead of sleeping.
+     * as the kicks were turned on again: the caller must serve them instead of sleeping. Polling ends early once
+     * what was served waits on a device ({@link #sleepsForDevice}); with as many pollers as CPUs, a poller yields.
      */
     private boolean pollRing(long window) {
-        if (window <= 0 || !lock.tryLock()) {
+        if (window <= 0) {
+            return false;
+        }
+        POLLING.incrementAndGet();
+        try {
+            return pollRingCounted(window);
+        } finally {
+            POLLING.decrementAndGet();
+        }
+    }
+
+    /** True while the queue's requests wait on a device outside the process: sleep on them, do not poll. */
+    private boolean sleepsForDevice() {
+        return !POLL_IN_FLIGHT && device.awaitsCompletions(index);
+    }
+
+    private boolean pollRingCounted(long window) {
+        if (!lock.tryLock()) {
             return false;
         }
         try {
@@ -249,7 +282,12 @@ final class QueueWorker implements Runnable {
             }
             if (work) {
                 runQueue();
+                if (sleepsForDevice()) {
+                    break; // what it started waits on the device: sleep on its completions
+                }
                 deadline = System.nanoTime() + window;
+            } else if (YIELD && (spins & 3) == 0 && POLLING.get() >= CPUS) {
+                Thread.yield();
             } else {
                 Thread.onSpinWait();
             }

@@ -92,6 +92,15 @@ public interface BlockNode extends AutoCloseable {
         return 1;
     }
 
+    /**
+     * True if this node's I/O waits on a device (O_DIRECT to a disk, a network's round trip) rather than being
+     * answered from memory (the page cache, null-co): a queue thread then sleeps until its requests complete
+     * instead of polling for them.
+     */
+    default boolean waitsOnDevice() {
+        return false;
+    }
+
     /** The engine a queue thread doing this node's I/O should run ({@code aio=}). */
     default IoEngineKind engineKind() {
         return IoEngineKind.INLINE;

@@ -126,6 +126,11 @@ public final class FileNode implements BlockNode {
     }
 
     @Override
+    public boolean waitsOnDevice() {
+        return direct;
+    }
+
+    @Override
     public void resize(long newSize) throws StartupException {
         if (readOnly) {
             throw new StartupException("node '" + name + "' is read-only");

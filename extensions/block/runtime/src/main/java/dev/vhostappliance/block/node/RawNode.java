@@ -58,6 +58,11 @@ public final class RawNode implements BlockNode {
     }
 
     @Override
+    public boolean waitsOnDevice() {
+        return under.waitsOnDevice();
+    }
+
+    @Override
     public IoEngineKind engineKind() {
         return under.engineKind();
     }

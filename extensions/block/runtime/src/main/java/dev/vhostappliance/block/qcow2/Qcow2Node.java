@@ -64,6 +64,11 @@ public final class Qcow2Node implements BlockNode {
     }
 
     @Override
+    public boolean waitsOnDevice() {
+        return image.file().waitsOnDevice();
+    }
+
+    @Override
     public IoEngineKind engineKind() {
         return image.file().engineKind();
     }

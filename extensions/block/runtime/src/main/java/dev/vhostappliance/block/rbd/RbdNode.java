@@ -95,6 +95,11 @@ public final class RbdNode implements BlockNode {
     }
 
     @Override
+    public boolean waitsOnDevice() {
+        return true; // every request is a network round trip to the OSDs
+    }
+
+    @Override
     public IoEngineKind engineKind() {
         return IoEngineKind.RBD;
     }

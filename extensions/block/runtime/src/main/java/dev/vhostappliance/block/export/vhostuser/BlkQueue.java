@@ -38,6 +38,8 @@ final class BlkQueue implements IoCompletionSink {
     private final VirtioBlkDevice device;
     private final BlockNode node;
     private final IoEngine engine;
+    /** The node's I/O waits on a device: sleep, not poll, while it is in flight ({@link BlockNode#waitsOnDevice}). */
+    private final boolean deviceBound;
     private final DescriptorChain chain;
     private final MemorySegment scratch = Arena.ofAuto().allocate(SEGMENT_BYTES, 8);
     private final VirtioBlkRequest[] free;
@@ -65,6 +67,7 @@ final class BlkQueue implements IoCompletionSink {
         this.chain = queue.newChain();
         this.free = new VirtioBlkRequest[queue.size()];
         this.engine = node.engineKind().open(queue.size(), node.ioFd(), who);
+        this.deviceBound = node.waitsOnDevice();
         byte[] id = device.serial();
         MemorySegment.copy(MemorySegment.ofArray(id), 0, serial, 0, Math.min(id.length, VirtioBlk.ID_BYTES));
     }
@@ -76,6 +79,11 @@ final class BlkQueue implements IoCompletionSink {
 
     IoEngine engine() {
         return engine;
+    }
+
+    /** True while requests of this queue are in flight on a node whose I/O waits on a device. */
+    boolean waitsOnDevice() {
+        return deviceBound && engine.inFlight() > 0;
     }
 
     /** A kick or a completion: collect what finished, start everything the guest made available, notify. */

@@ -155,6 +155,12 @@ public final class VirtioBlkDevice implements VirtioDevice {
     }
 
     @Override
+    public boolean awaitsCompletions(int queueIndex) {
+        BlkQueue q = queues[queueIndex];
+        return q != null && q.waitsOnDevice();
+    }
+
+    @Override
     public void handleCompletions(int queueIndex, Virtqueue queue) {
         BlkQueue q = queues[queueIndex];
         if (q != null) {

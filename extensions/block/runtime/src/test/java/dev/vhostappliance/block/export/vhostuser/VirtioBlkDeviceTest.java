@@ -6,6 +6,7 @@ import dev.vhostappliance.block.request.VirtioBlk;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -112,6 +113,8 @@ class VirtioBlkDeviceTest {
             assertEquals(8193, r.len());
             assertArrayEquals(data, ram.read(r.in(), 8192));
             assertEquals(VirtioBlk.S_OK, request(q, ram, VirtioBlk.T_FLUSH, 0, null, 0).status());
+            assertFalse(dev.node().waitsOnDevice(), "buffered I/O is answered from the page cache: polled for");
+            assertFalse(dev.awaitsCompletions(0), "nothing in flight");
             Done id = request(q, ram, VirtioBlk.T_GET_ID, 0, null, 20);
             assertEquals(VirtioBlk.S_OK, id.status());
             byte[] serial = ram.read(id.in(), 20);
@@ -164,6 +167,7 @@ class VirtioBlkDeviceTest {
         Path img = image(4 * MIB);
         FileNode node = file(img, aio, true);
         assertEquals(512, node.memoryAlignment());
+        assertTrue(node.waitsOnDevice(), "O_DIRECT I/O waits on the disk: queue threads sleep, not poll, for it");
         VirtioBlkDevice dev = new VirtioBlkDevice(node, true, 1, 512, false, null);
         try (GuestRam ram = GuestRam.single(16 * MIB); TestFrontend fe = connect(dev)) {
             DriverQueue q = fe.ready(ram, dev.features(), 1, 64)[0];
