@@ -47,7 +47,7 @@ public interface VirtioDevice {
      * True while requests of queue queueIndex wait on a device outside this process (a disk's I/O in the
      * kernel): the worker then sleeps on {@link #completionFd} instead of polling, since a spinning thread only
      * takes the CPU the client, the kernel's completion work and, on a virtual machine, the host's emulation of
-     * the disk need (measured: README "Benchmarks").
+     * the disk need (measured: README "Benchmark: against qemu-storage-daemon").
      */
     default boolean awaitsCompletions(int queueIndex) {
         return false;

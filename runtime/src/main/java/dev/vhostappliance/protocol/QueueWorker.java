@@ -31,7 +31,8 @@ final class QueueWorker implements Runnable {
     static final long POLL_NANOS = Long.getLong("vhost.poll-ns", 32_768);
     /**
      * Poll also while the device's requests wait on a device outside the process (a disk, the network), which a
-     * spinning thread only slows down ({@code -Dvhost.poll-in-flight=true}: an A/B switch; README "Benchmarks").
+     * spinning thread only slows down ({@code -Dvhost.poll-in-flight=true}: an A/B switch; README
+     * "Benchmark: against qemu-storage-daemon").
      */
     static final boolean POLL_IN_FLIGHT = Boolean.getBoolean("vhost.poll-in-flight");
     /** Workers polling now, over all devices of the process. */
@@ -39,7 +40,7 @@ final class QueueWorker implements Runnable {
     /**
      * With as many pollers as CPUs, each one yields its CPU every fourth look: the clients' threads (and the
      * kernel's work) would otherwise wait for a poller's time slice to end ({@code -Dvhost.poll-yield=false}:
-     * an A/B switch; README "Benchmarks").
+     * an A/B switch; README "Benchmark: against qemu-storage-daemon").
      */
     private static final boolean YIELD = Boolean.parseBoolean(System.getProperty("vhost.poll-yield", "true"));
     private static final int CPUS = Runtime.getRuntime().availableProcessors();
