@@ -4,11 +4,15 @@
 Both backends get the same qemu-storage-daemon command line (--blockdev/--object iothread/--export), are
 started one after the other for every cell, and fio (built with its libblkio engine; pass its path) drives
 the vhost-user-blk socket of each. Results are ratios measured in the same run: these 2-core machines are
-noisy. For the disk rows fio's own io_uring engine on the image file gives the physical limit; for the rbd
+noisy. Every cell runs --rounds times (3 by default), the two backends alternating which goes first, and
+compares the median run of each: the storage under a virtual machine changes speed from minute to minute
+(fio alone on the disk image: 64k to 98k IOPS for the same 16k randrw job within an hour), so one run of each
+can put a cell near parity on either side of 1.0. The per-round ratios are shown beside the median's. For the
+disk rows fio's own io_uring engine on the image file gives the physical limit; for the rbd
 rows (an image in a single-node Ceph cluster, src/test/ceph/ceph-cluster.sh, brought up in --ceph-dir unless
 it runs there) fio's rbd engine (Debian's fio has it) is the client-side limit.
 
-  bench/fio_bench.py --fio PATH [--seconds 5] [--queues 1,2] [--targets null-co,tmpfs,disk,qcow2-prealloc,qcow2-thin,rbd]
+  bench/fio_bench.py --fio PATH [--seconds 5] [--rounds 3] [--queues 1,2] [--targets null-co,tmpfs,disk,qcow2-prealloc,qcow2-thin,rbd]
                      [--workloads all|NAME,...] [--out bench/results/FILE.md] [--aio io_uring] [--ceph-dir DIR]
 
 Not a test: nothing here asserts. Writes a Markdown table (stdout and --out).
@@ -165,15 +169,37 @@ def fio_run(fio, job, seconds, extra, env=None):
     return {"iops": iops, "mbs": bw / 1e6, "p50": p50, "p99": p99}
 
 
-def compare(qs, ap_, workload):
-    """The ratio (0 if a side failed) and the middle cells of a table row: both results, the ratio,
-    latencies, CPU and RSS of both. 128k workloads compare MB/s, the others IOPS."""
-    unit = "mbs" if "128k" in workload else "iops"
+def unit_of(workload):
+    """128k workloads compare MB/s, the others IOPS."""
+    return "mbs" if "128k" in workload else "iops"
+
+
+def median_run(runs, workload):
+    """The run with the median result (of an even number, the lower middle one: always a run that happened,
+    so its latencies, CPU and RSS belong to it); None if no run succeeded."""
+    ok = [r for r in runs if r]
+    if not ok:
+        return None
+    unit = unit_of(workload)
+    return sorted(ok, key=lambda r: r[unit])[(len(ok) - 1) // 2]
+
+
+def round_ratios(qs_runs, ap_runs, workload):
+    """appliance / qsd of each round in which both ran: their spread shows how noisy the cell was."""
+    unit = unit_of(workload)
+    return [a[unit] / q[unit] for q, a in zip(qs_runs, ap_runs) if q and a and q[unit]]
+
+
+def compare(qs, ap_, workload, rounds=()):
+    """The ratio (0 if a side failed) and the middle cells of a table row: both results, the ratio (with the
+    per-round ratios' range), latencies, CPU and RSS of both."""
+    unit = unit_of(workload)
     fmt = (lambda r: f"{r['mbs']:.0f} MB/s") if unit == "mbs" else (lambda r: f"{r['iops']:.0f} IOPS")
     if not (qs and ap_):
-        return 0, f"{fmt(qs) if qs else 'failed'} | {fmt(ap_) if ap_ else 'failed'} | | | | |"
+        return 0, f"{fmt(qs) if qs else 'failed'} | {fmt(ap_) if ap_ else 'failed'} | | | | | |"
     ratio = ap_[unit] / qs[unit] if qs[unit] else 0
-    return ratio, (f"{fmt(qs)} | {fmt(ap_)} | {ratio:.2f} | {qs['p50']:.1f} / {qs['p99']:.1f} "
+    spread = f"{min(rounds):.2f}–{max(rounds):.2f}" if len(rounds) > 1 else ""
+    return ratio, (f"{fmt(qs)} | {fmt(ap_)} | {ratio:.2f} | {spread} | {qs['p50']:.1f} / {qs['p99']:.1f} "
                    f"| {ap_['p50']:.1f} / {ap_['p99']:.1f} | {qs['cpu']:.0f} / {ap_['cpu']:.0f} "
                    f"| {qs['rss']:.0f} / {ap_['rss']:.0f}")
 
@@ -203,12 +229,30 @@ def backend_run(name, cmd, sock, fio, job, seconds, queues):
         stop(p)
 
 
+def direct_limit(a, target, imgs, ceph, job, q):
+    """The limit without a vhost-user backend, one run: fio's io_uring engine on the disk image, fio's rbd
+    engine on the rbd image; None for other targets or if fio failed."""
+    many = ["--thread", f"--numjobs={q}", "--group_reporting"] if q > 1 else []
+    try:
+        if target == "disk":
+            return fio_run(a.fio, job, a.seconds, ["--ioengine=io_uring", f"--filename={imgs['disk']}",
+                                                   f"--size={IMAGE_BYTES}"] + many)
+        if target == "rbd":
+            return fio_run(a.rbd_fio, job, a.seconds, ["--ioengine=rbd", "--clientname=admin", "--pool=rbd",
+                                                       "--rbdname=bench", f"--size={IMAGE_BYTES}"] + many,
+                           env=dict(os.environ, CEPH_CONF=ceph[0]))
+    except Exception as e:
+        log(f"  fio alone failed: {e}")
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fio", default=os.environ.get("FIO"), help="fio built with the libblkio engine")
     ap.add_argument("--appliance", default=os.path.join(ROOT, "app/target/app-image/bin/vhost-appliance"))
     ap.add_argument("--qsd", default=shutil.which("qemu-storage-daemon"))
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each backend per cell; the median run is compared")
     ap.add_argument("--queues", default="1,2")
     ap.add_argument("--targets", default="null-co,tmpfs,disk")
     ap.add_argument("--workloads", default="all")
@@ -220,6 +264,8 @@ def main():
     ap.add_argument("--rbd-fio", default="/usr/bin/fio", help="a fio with the rbd engine (the rbd rows' client-side limit)")
     ap.add_argument("--out")
     a = ap.parse_args()
+    if a.rounds < 1:
+        sys.exit("fio_bench: --rounds must be at least 1")
     if not a.fio or not os.access(a.fio, os.X_OK):
         sys.exit("fio_bench: give --fio PATH (a fio built with its libblkio engine)")
     if not a.qsd:
@@ -256,13 +302,16 @@ def main():
     lines = [f"# fio_bench.py — {datetime.date.today()}, {os.cpu_count()} CPUs, {platform.release()}",
              "",
              f"Reference: {qsd_version}. Appliance: git {rev}. Client: {fio_version}, libblkio engine "
-             f"(virtio-blk-vhost-user), {a.seconds} s per cell after 1 s ramp. Both backends: "
+             f"(virtio-blk-vhost-user), {a.seconds} s per run after 1 s ramp, {a.rounds} round(s) per cell, the two "
+             f"backends alternating which goes first; each side's median run is compared (per-round ratios: their "
+             f"range). Both backends: "
              f"`--object iothread,id=io0,poll-max-ns={a.poll_max_ns}`, `aio={a.aio}`, the export on io0.",
              "CPU: the backend's CPU time over the run (100 = one core). RSS after the run.",
              "",
-             "| target | queues | workload | qsd | appliance | appliance / qsd | qsd p50 / p99 µs | appliance p50 / p99 µs "
-             "| qsd / appliance CPU % | qsd / appliance RSS MB | fio io_uring on the file / fio rbd on the image |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| target | queues | workload | qsd | appliance | appliance / qsd | per-round ratios | qsd p50 / p99 µs "
+             "| appliance p50 / p99 µs | qsd / appliance CPU % | qsd / appliance RSS MB "
+             "| fio io_uring on the file / fio rbd on the image |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     print("\n".join(lines), flush=True)
     ratios = []
     for target in targets:
@@ -275,38 +324,29 @@ def main():
                         "--object", f"iothread,id=io0,poll-max-ns={a.poll_max_ns}",
                         "--export", f"type=vhost-user-blk,id=exp,node-name=disk,addr.type=unix,addr.path={sock},"
                                     f"writable=on,num-queues={q},iothread=io0"]
-                res = {}
-                order = [("qsd", a.qsd), ("appliance", a.appliance)]
-                if len(ratios) % 2 == 1:
-                    order.reverse()  # alternate who goes first, so drift does not favour one side
-                for name, prog in order:
-                    log(f"{target} q{q} {w}: {name}")
-                    if target == "qcow2-thin":
-                        qcow2_image(imgs[target], None, True)  # both start from an empty image
-                    try:
-                        res[name] = backend_run(name, [prog] + line, sock, a.fio, job, a.seconds, q)
-                    except Exception as e:  # a failed cell is reported, the run goes on
-                        log(f"  failed: {e}")
-                        res[name] = None
+                runs = {"qsd": [], "appliance": []}
+                directs = []
+                for rnd in range(a.rounds):
+                    order = [("qsd", a.qsd), ("appliance", a.appliance)]
+                    if (len(ratios) + rnd) % 2 == 1:
+                        order.reverse()  # alternate who goes first, so drift does not favour one side
+                    for name, prog in order:
+                        log(f"{target} q{q} {w} round {rnd + 1}/{a.rounds}: {name}")
+                        if target == "qcow2-thin":
+                            qcow2_image(imgs[target], None, True)  # both start from an empty image
+                        try:
+                            runs[name].append(backend_run(name, [prog] + line, sock, a.fio, job, a.seconds, q))
+                        except Exception as e:  # a failed run is reported, the run goes on
+                            log(f"  failed: {e}")
+                            runs[name].append(None)
+                    directs.append(direct_limit(a, target, imgs, ceph, job, q))
                 direct = ""
-                if target == "disk":
-                    try:
-                        d = fio_run(a.fio, job, a.seconds, ["--ioengine=io_uring", f"--filename={imgs['disk']}",
-                                                            f"--size={IMAGE_BYTES}"]
-                                    + (["--thread", f"--numjobs={q}", "--group_reporting"] if q > 1 else []))
-                        direct = f"{d['iops']:.0f} IOPS" if "128k" not in w else f"{d['mbs']:.0f} MB/s"
-                    except Exception as e:
-                        direct = f"failed: {e}"
-                if target == "rbd":
-                    try:
-                        d = fio_run(a.rbd_fio, job, a.seconds, ["--ioengine=rbd", "--clientname=admin", "--pool=rbd",
-                                                                "--rbdname=bench", f"--size={IMAGE_BYTES}"]
-                                    + (["--thread", f"--numjobs={q}", "--group_reporting"] if q > 1 else []),
-                                    env=dict(os.environ, CEPH_CONF=ceph[0]))
-                        direct = (f"{d['iops']:.0f} IOPS" if "128k" not in w else f"{d['mbs']:.0f} MB/s") + " (fio rbd)"
-                    except Exception as e:
-                        direct = f"failed: {e}"
-                ratio, cells = compare(res.get("qsd"), res.get("appliance"), w)
+                if target in ("disk", "rbd"):
+                    d = median_run(directs, w)
+                    suffix = " (fio rbd)" if target == "rbd" else ""
+                    direct = (f"{d['iops']:.0f} IOPS" if "128k" not in w else f"{d['mbs']:.0f} MB/s") + suffix if d else "failed"
+                ratio, cells = compare(median_run(runs["qsd"], w), median_run(runs["appliance"], w), w,
+                                       round_ratios(runs["qsd"], runs["appliance"], w))
                 ratios.append(ratio)
                 row = f"| {target} | {q} | {w} | {cells} | {direct} |"
                 print(row, flush=True)
