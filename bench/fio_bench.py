@@ -13,7 +13,7 @@ rows (an image in a single-node Ceph cluster, src/test/ceph/ceph-cluster.sh, bro
 it runs there) fio's rbd engine (Debian's fio has it) is the client-side limit.
 
   bench/fio_bench.py --fio PATH [--seconds 5] [--rounds 3] [--queues 1,2] [--targets null-co,tmpfs,disk,qcow2-prealloc,qcow2-thin,rbd]
-                     [--workloads all|NAME,...] [--out bench/results/FILE.md] [--aio io_uring] [--ceph-dir DIR]
+                     [--workloads 'all' or 'NAME;NAME...'] [--out bench/results/FILE.md] [--aio io_uring] [--ceph-dir DIR]
 
 Not a test: nothing here asserts. Writes a Markdown table (stdout and --out).
 """
@@ -255,7 +255,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="runs of each backend per cell; the median run is compared")
     ap.add_argument("--queues", default="1,2")
     ap.add_argument("--targets", default="null-co,tmpfs,disk")
-    ap.add_argument("--workloads", default="all")
+    ap.add_argument("--workloads", default="all", help="all, or names separated by ';'")
     ap.add_argument("--aio", default="io_uring", help="aio= of the file nodes, both backends")
     ap.add_argument("--poll-max-ns", type=int, default=32768, help="the iothread's poll-max-ns, both backends")
     ap.add_argument("--disk-dir", default="/var/tmp/vhost-appliance-bench", help="a directory on the machine's disk")
@@ -276,6 +276,9 @@ def main():
     if "libblkio" not in engines:
         sys.exit(f"fio_bench: {a.fio} has no libblkio engine")
     workloads = list(WORKLOADS) if a.workloads == "all" else [w.strip() for w in a.workloads.split(";")]
+    unknown = [w for w in workloads if w not in WORKLOADS]
+    if unknown:
+        sys.exit(f"fio_bench: unknown workload {unknown[0]!r} (known: {'; '.join(WORKLOADS)})")
     queues = [int(q) for q in a.queues.split(",")]
     targets = a.targets.split(",")
     os.makedirs(a.disk_dir, exist_ok=True)
