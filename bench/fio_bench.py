@@ -264,8 +264,13 @@ def main():
     ap.add_argument("--rbd-fio", default="/usr/bin/fio", help="a fio with the rbd engine (the rbd rows' client-side limit)")
     ap.add_argument("--out")
     a = ap.parse_args()
+    # the arguments first, before any tool is looked at
     if a.rounds < 1:
         sys.exit("fio_bench: --rounds must be at least 1")
+    workloads = list(WORKLOADS) if a.workloads == "all" else [w.strip() for w in a.workloads.split(";")]
+    unknown = [w for w in workloads if w not in WORKLOADS]
+    if unknown:
+        sys.exit(f"fio_bench: unknown workload {unknown[0]!r} (known: {'; '.join(WORKLOADS)})")
     if not a.fio or not os.access(a.fio, os.X_OK):
         sys.exit("fio_bench: give --fio PATH (a fio built with its libblkio engine)")
     if not a.qsd:
@@ -275,10 +280,6 @@ def main():
     engines = subprocess.run([a.fio, "--enghelp"], capture_output=True, text=True).stdout
     if "libblkio" not in engines:
         sys.exit(f"fio_bench: {a.fio} has no libblkio engine")
-    workloads = list(WORKLOADS) if a.workloads == "all" else [w.strip() for w in a.workloads.split(";")]
-    unknown = [w for w in workloads if w not in WORKLOADS]
-    if unknown:
-        sys.exit(f"fio_bench: unknown workload {unknown[0]!r} (known: {'; '.join(WORKLOADS)})")
     queues = [int(q) for q in a.queues.split(",")]
     targets = a.targets.split(",")
     os.makedirs(a.disk_dir, exist_ok=True)
